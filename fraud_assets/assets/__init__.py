@@ -1,0 +1,1 @@
+"""The asset graphs, one module per area; each module exposes ``defs``."""

@@ -1,0 +1,45 @@
+"""The ``fraud-assets`` command: database setup, data generation and the demo flow."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fraud_assets import settings
+from fraud_assets.clickhouse import ClickHouseResource, apply_migrations, connect, redact_dsn
+
+
+def _db_init(args: argparse.Namespace) -> int:
+    with connect(settings.clickhouse_url(), settings.clickhouse_database()) as client:
+        applied = apply_migrations(client)
+        tables = [row[0] for row in client.query("SHOW TABLES").result_rows]
+    target = f"{redact_dsn(settings.clickhouse_url())} database {settings.clickhouse_database()}"
+    if applied:
+        print(f"applied {len(applied)} migration(s) to {target}: {', '.join(applied)}")
+    else:
+        print(f"{target} is up to date")
+    print(f"tables: {', '.join(sorted(tables))}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fraud-assets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser(
+        "init", help="apply pending migrations from sql/ (idempotent)"
+    ).set_defaults(func=_db_init)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+__all__ = ["ClickHouseResource", "main"]

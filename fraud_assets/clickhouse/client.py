@@ -1,0 +1,182 @@
+"""Open clickhouse-connect clients for a DSN, safely across processes.
+
+The embedded engine (chdb) locks its data directory for the whole process that
+opens it: a second process gets ``Error initializing EmbeddedServer``. Dagster
+runs its webserver, daemon and every run in separate processes, so embedded
+clients are opened per unit of work under an inter-process file lock and closed
+(releasing chdb's lock) when the work is done. Waiting processes queue on the
+file lock with a timeout and get a clear error if it expires. Inside one
+process the client is shared and re-entrant, so nested use never deadlocks.
+
+A server DSN (``http(s)://``) takes the same path without the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+DEFAULT_LOCK_TIMEOUT_S = float(os.environ.get("FRAUD_EMBEDDED_LOCK_TIMEOUT_S", "900"))
+
+
+class EmbeddedBusyError(RuntimeError):
+    """Another process held the embedded database for longer than the lock timeout."""
+
+
+def is_embedded(dsn: str) -> bool:
+    return dsn.startswith("chdb://")
+
+
+def embedded_path(dsn: str) -> Path:
+    path = dsn[len("chdb://") :]
+    if not path.startswith("/"):
+        raise ValueError(
+            f"embedded ClickHouse DSN must hold an absolute path: chdb:///abs/path, got {dsn!r}"
+        )
+    return Path(path)
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with any password replaced, safe for logs and error messages."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _redact_message(message: str, dsn: str) -> str:
+    password = urlsplit(dsn).password
+    return message.replace(password, "***") if password else message
+
+
+class _Shared:
+    """Process-local state of one embedded database: its client and the lock holder count."""
+
+    def __init__(self) -> None:
+        self.mutex = threading.RLock()
+        self.client: Client | None = None
+        self.depth = 0
+        self.lock_fd: int | None = None
+
+
+_shared: dict[Path, _Shared] = {}
+_shared_guard = threading.Lock()
+
+
+def _acquire_file_lock(lock_path: Path, timeout_s: float) -> int:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout_s
+    delay = 0.02
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                holder = lock_path.read_text().strip() or "unknown"
+                os.close(fd)
+                raise EmbeddedBusyError(
+                    f"embedded ClickHouse at {lock_path.parent} is busy: process {holder} held it "
+                    f"for more than {timeout_s:.0f}s. Wait for it, raise "
+                    "FRAUD_EMBEDDED_LOCK_TIMEOUT_S, or point CLICKHOUSE_URL at a ClickHouse server "
+                    "for concurrent workloads."
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+def _release_file_lock(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+def _ensure_database(client: Client, database: str) -> None:
+    client.command(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}")
+    client.database = database
+
+
+def quote_identifier(name: str) -> str:
+    """Backtick-quote an identifier so that any name is taken literally."""
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+@contextlib.contextmanager
+def _embedded_client(dsn: str, database: str, timeout_s: float) -> Iterator[Client]:
+    path = embedded_path(dsn)
+    with _shared_guard:
+        state = _shared.setdefault(path, _Shared())
+    with state.mutex:
+        if state.depth == 0:
+            path.mkdir(parents=True, exist_ok=True)
+            state.lock_fd = _acquire_file_lock(path.parent / f".{path.name}.lock", timeout_s)
+            try:
+                state.client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+            except Exception:
+                _release_file_lock(state.lock_fd)
+                state.lock_fd = None
+                raise
+        state.depth += 1
+        assert state.client is not None
+        outer_database = state.client.database
+        try:
+            _ensure_database(state.client, database)
+            yield state.client
+        finally:
+            state.depth -= 1
+            if state.depth and outer_database:
+                state.client.database = outer_database
+            if state.depth == 0:
+                try:
+                    if state.client is not None:
+                        state.client.close()
+                finally:
+                    state.client = None
+                    if state.lock_fd is not None:
+                        _release_file_lock(state.lock_fd)
+                    state.lock_fd = None
+
+
+@contextlib.contextmanager
+def _server_client(dsn: str, database: str) -> Iterator[Client]:
+    try:
+        client = clickhouse_connect.get_client(dsn=dsn)
+    except Exception as exc:  # the driver's message may echo the DSN with its password
+        raise ConnectionError(
+            f"cannot connect to ClickHouse at {redact_dsn(dsn)}: {_redact_message(str(exc), dsn)}"
+        ) from None
+    try:
+        _ensure_database(client, database)
+        yield client
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def connect(dsn: str, database: str, lock_timeout_s: float | None = None) -> Iterator[Client]:
+    """A clickhouse-connect client on ``database`` for the duration of the ``with`` block.
+
+    Hold it only for I/O: while it is open, an embedded database is unavailable
+    to every other process.
+    """
+    if is_embedded(dsn):
+        timeout = DEFAULT_LOCK_TIMEOUT_S if lock_timeout_s is None else lock_timeout_s
+        with _embedded_client(dsn, database, timeout) as client:
+            yield client
+    else:
+        with _server_client(dsn, database) as client:
+            yield client

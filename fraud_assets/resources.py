@@ -1,0 +1,30 @@
+"""Resources per environment.
+
+There is one code path for every deployment: what differs is configuration
+from the environment. CLICKHOUSE_URL selects the database (unset: embedded
+chdb under .data/), FRAUD_MODEL_DIR the model volume (unset: .models/). When
+CLICKHOUSE_URL is set it is passed as an EnvVar, so its credentials never
+appear in run config shown in Dagit.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dagster as dg
+
+from fraud_assets import settings
+from fraud_assets.clickhouse import ClickHouseResource
+
+
+def clickhouse_resource() -> ClickHouseResource:
+    if os.environ.get("CLICKHOUSE_URL"):
+        return ClickHouseResource(
+            dsn=dg.EnvVar("CLICKHOUSE_URL"), database=settings.clickhouse_database()
+        )
+    return ClickHouseResource()
+
+
+def default_resources() -> dict[str, Any]:
+    return {"clickhouse": clickhouse_resource()}

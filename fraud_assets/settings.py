@@ -1,0 +1,33 @@
+"""Where things live, read from the environment with zero-configuration defaults.
+
+Every default points inside the project's git-ignored folders so that a fresh
+clone runs with no infrastructure: ClickHouse embedded through chdb under
+``.data/clickhouse`` and model artifacts under ``.models``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SQL_DIR = Path(os.environ.get("FRAUD_SQL_DIR", PROJECT_ROOT / "sql"))
+DEFAULT_DATABASE = "analytics"
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("FRAUD_DATA_DIR", PROJECT_ROOT / ".data"))
+
+
+def clickhouse_url() -> str:
+    """The one ClickHouse setting: ``chdb:///abs/path`` (embedded) or ``http(s)://...``."""
+    url = os.environ.get("CLICKHOUSE_URL", "").strip()
+    return url or f"chdb://{(data_dir() / 'clickhouse').resolve()}"
+
+
+def clickhouse_database() -> str:
+    return os.environ.get("CLICKHOUSE_DATABASE", DEFAULT_DATABASE)
+
+
+def model_dir() -> Path:
+    return Path(os.environ.get("FRAUD_MODEL_DIR", PROJECT_ROOT / ".models"))
