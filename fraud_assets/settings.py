@@ -31,3 +31,30 @@ def clickhouse_database() -> str:
 
 def model_dir() -> Path:
     return Path(os.environ.get("FRAUD_MODEL_DIR", PROJECT_ROOT / ".models"))
+
+
+def intermediate_dir() -> Path:
+    """Scratch storage for the intermediate frames passed between one graph's steps."""
+    return Path(os.environ.get("FRAUD_INTERMEDIATE_DIR", data_dir() / "intermediate"))
+
+
+def git_commit() -> str:
+    """The code version stamped into model versions: env FRAUD_GIT_COMMIT, else git, else 'unknown'."""
+    commit = os.environ.get("FRAUD_GIT_COMMIT", "").strip()
+    if commit:
+        return commit[:12]
+    head = PROJECT_ROOT / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+        if ref.startswith("ref: "):
+            ref_path = PROJECT_ROOT / ".git" / ref[5:]
+            if ref_path.exists():
+                return ref_path.read_text().strip()[:7]
+            packed = PROJECT_ROOT / ".git" / "packed-refs"
+            for line in packed.read_text().splitlines() if packed.exists() else []:
+                if line.endswith(" " + ref[5:]):
+                    return line.split()[0][:7]
+            return "unknown"
+        return ref[:7]
+    except OSError:
+        return "unknown"
