@@ -16,6 +16,7 @@ import dagster as dg
 
 from fraud_assets import settings
 from fraud_assets.clickhouse import ClickHouseResource
+from fraud_assets.notify import notifier_from_env
 
 
 def clickhouse_resource() -> ClickHouseResource:
@@ -27,4 +28,4 @@ def clickhouse_resource() -> ClickHouseResource:
 
 
 def default_resources() -> dict[str, Any]:
-    return {"clickhouse": clickhouse_resource()}
+    return {"clickhouse": clickhouse_resource(), "notifier": notifier_from_env()}
