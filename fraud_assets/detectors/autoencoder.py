@@ -1,0 +1,269 @@
+"""Autoencoder detector: a dense Keras autoencoder scored by its reconstruction error.
+
+Keras (and TensorFlow behind it) is imported only by ``fit`` and
+``keras_model``. After training the dense weights are copied out and every
+scoring method runs the same forward pass in NumPy, so an hourly scoring run
+loads ``weights.npz`` + ``config.json`` and never pays TensorFlow's import
+(seconds) or its per-call overhead. The ``.keras`` file saved next to them is
+the artifact of record; ``keras_model()`` reloads it (``safe_mode=True``)
+for anyone who wants the real Keras model.
+
+Default architecture (the seed's): Input(n) → Dense(30) → Dense(10) latent →
+Dense(30) → Dense(n), trained on standardised inputs with MSE, Adam, 50
+epochs, batch 32, early stopping (patience 5) on a held-out validation split.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fraud_assets.detectors.base import AnomalyDetector
+from fraud_assets.detectors.thresholds import ThresholdStrategy
+
+KERAS_FILE = "model.keras"
+WEIGHTS_FILE = "weights.npz"
+SCORING_CHUNK_ROWS = 65_536
+
+ACTIVATIONS = {
+    "linear": lambda z: z,
+    "relu": lambda z: np.maximum(z, 0.0, out=z),
+    "tanh": lambda z: np.tanh(z, out=z),
+    "sigmoid": lambda z: np.divide(1.0, 1.0 + np.exp(-z), out=z),
+    "elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0.0))).astype(z.dtype),
+}
+
+
+class AutoencoderDetector(AnomalyDetector):
+    """Dense autoencoder; anomaly score = mean squared reconstruction error per row."""
+
+    _input_dtype = np.float32
+
+    def __init__(
+        self,
+        hidden_units: tuple[int, ...] = (30,),
+        latent_dim: int = 10,
+        activation: str = "relu",
+        latent_activation: str = "relu",
+        epochs: int = 50,
+        batch_size: int = 32,
+        patience: int = 5,
+        validation_fraction: float = 0.1,
+        learning_rate: float = 1e-3,
+        standardize: bool = True,
+        random_state: int | None = 0,
+        verbose: int = 0,
+        threshold_strategy: ThresholdStrategy | None = None,
+    ) -> None:
+        self.hidden_units = hidden_units
+        self.latent_dim = latent_dim
+        self.activation = activation
+        self.latent_activation = latent_activation
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.learning_rate = learning_rate
+        self.standardize = standardize
+        self.random_state = random_state
+        self.verbose = verbose
+        self.threshold_strategy = threshold_strategy
+
+    # -- training (the only place Keras is imported) ------------------------
+    def _layer_plan(self, n_features: int) -> list[tuple[str, int, str]]:
+        hidden = [int(u) for u in self.hidden_units]
+        plan = [(f"encoder_{i + 1}", u, self.activation) for i, u in enumerate(hidden)]
+        plan.append(("latent", int(self.latent_dim), self.latent_activation))
+        plan += [(f"decoder_{i + 1}", u, self.activation) for i, u in enumerate(reversed(hidden))]
+        plan.append(("reconstruction", n_features, "linear"))
+        for _, _, act in plan:
+            if act not in ACTIVATIONS:
+                raise ValueError(
+                    f"unsupported activation {act!r}; use one of {sorted(ACTIVATIONS)}"
+                )
+        return plan
+
+    def _fit_model(self, X: np.ndarray) -> None:
+        import keras
+
+        _require_finite(X)
+        if self.random_state is not None:
+            keras.utils.set_random_seed(self.random_state)
+        n_rows, n_features = X.shape
+        if self.standardize:
+            self.mean_ = X.mean(axis=0, dtype=np.float64).astype(np.float32)
+            scale = X.std(axis=0, dtype=np.float64)
+            self.scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
+        else:
+            self.mean_ = np.zeros(n_features, dtype=np.float32)
+            self.scale_ = np.ones(n_features, dtype=np.float32)
+        Z = self.standardized(X)
+
+        rng = np.random.default_rng(self.random_state)
+        order = rng.permutation(n_rows)
+        n_val = int(round(self.validation_fraction * n_rows)) if self.validation_fraction else 0
+        n_val = min(max(n_val, 1 if self.validation_fraction else 0), n_rows - 1)
+        val, train = Z[order[:n_val]], Z[order[n_val:]]
+
+        plan = self._layer_plan(n_features)
+        model = keras.Sequential(
+            [keras.Input(shape=(n_features,), name="features")]
+            + [keras.layers.Dense(u, activation=act, name=name) for name, u, act in plan],
+            name="autoencoder",
+        )
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
+        callbacks = []
+        if n_val:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=self.patience, restore_best_weights=True
+                )
+            )
+        history = model.fit(
+            train,
+            train,
+            validation_data=(val, val) if n_val else None,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=self.verbose,
+        )
+        self.history_ = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        self.n_epochs_ = len(next(iter(self.history_.values()), []))
+        self._keras_model = model
+        self._keras_path = None
+        self.layers_ = [
+            (
+                np.asarray(layer.kernel.numpy(), dtype=np.float32),
+                np.asarray(layer.bias.numpy(), dtype=np.float32),
+                act,
+            )
+            for layer, (_, _, act) in zip(model.layers, plan, strict=True)
+        ]
+
+    def keras_model(self) -> Any:
+        """The trained Keras model (loaded from the saved ``.keras`` file on first use)."""
+        model = getattr(self, "_keras_model", None)
+        if model is not None:
+            return model
+        path = getattr(self, "_keras_path", None)
+        if path is None:
+            raise RuntimeError("no Keras model: fit the detector or load it from a directory")
+        import keras
+
+        self._keras_model = keras.saving.load_model(path, safe_mode=True)
+        return self._keras_model
+
+    # -- NumPy forward pass -------------------------------------------------
+    def standardized(self, X: np.ndarray) -> np.ndarray:
+        """The network's input: ``(X - mean_) / scale_`` as float32."""
+        return ((np.asarray(X, dtype=np.float32) - self.mean_) / self.scale_).astype(
+            np.float32, copy=False
+        )
+
+    def _forward(self, Z: np.ndarray, stop_at: int | None = None) -> np.ndarray:
+        h = Z
+        for W, b, act in self.layers_[:stop_at]:
+            h = h @ W
+            h += b
+            h = ACTIVATIONS[act](h)
+        return h
+
+    def _chunks(self, X: np.ndarray):
+        for start in range(0, X.shape[0], SCORING_CHUNK_ROWS):
+            yield start, X[start : start + SCORING_CHUNK_ROWS]
+
+    def _anomaly_score_matrix(self, X: np.ndarray) -> np.ndarray:
+        _require_finite(X)
+        errors = np.empty(X.shape[0], dtype=np.float64)
+        for start, chunk in self._chunks(X):
+            Z = self.standardized(chunk)
+            diff = self._forward(Z)
+            diff -= Z
+            errors[start : start + len(chunk)] = np.einsum("ij,ij->i", diff, diff) / Z.shape[1]
+        return errors
+
+    def reconstruction_error(self, X: Any) -> np.ndarray:
+        """Mean squared error per row in standardised units (= ``anomaly_score``)."""
+        return self.anomaly_score(X)
+
+    def reconstruct(self, X: Any) -> np.ndarray:
+        """The network's output for ``X``, in standardised units."""
+        X = self._prepare(X)
+        _require_finite(X)
+        return np.concatenate(
+            [self._forward(self.standardized(c)) for _, c in self._chunks(X)]
+            or [np.empty((0, self.n_features_in_), np.float32)]
+        )
+
+    def transform(self, X: Any) -> np.ndarray:
+        """The latent (bottleneck) vector of each row."""
+        X = self._prepare(X)
+        _require_finite(X)
+        stop = len(self.hidden_units) + 1
+        return np.concatenate(
+            [self._forward(self.standardized(c), stop_at=stop) for _, c in self._chunks(X)]
+            or [np.empty((0, int(self.latent_dim)), np.float32)]
+        )
+
+    # -- persistence ---------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write ``model.keras`` (of record), ``weights.npz`` and ``config.json``."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        keras_target = directory / KERAS_FILE
+        if getattr(self, "_keras_model", None) is not None:
+            self._keras_model.save(keras_target)
+        elif (
+            getattr(self, "_keras_path", None) is not None
+            and Path(self._keras_path).resolve() != keras_target.resolve()
+        ):
+            shutil.copyfile(self._keras_path, keras_target)
+        arrays = {"mean": self.mean_, "scale": self.scale_}
+        for i, (W, b, _) in enumerate(self.layers_):
+            arrays[f"kernel_{i}"] = W
+            arrays[f"bias_{i}"] = b
+        np.savez(directory / WEIGHTS_FILE, **arrays)
+        state = self._common_state()
+        state["params"]["hidden_units"] = list(self.hidden_units)
+        state["layers"] = [
+            {"units": int(W.shape[1]), "activation": act} for W, _, act in self.layers_
+        ]
+        state["history"] = self.history_
+        self._write_json(directory, state)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> AutoencoderDetector:
+        """Rebuild the NumPy scorer from ``weights.npz``; TensorFlow is not imported."""
+        directory = Path(directory)
+        state = cls._read_json(directory)
+        if state.get("detector") != cls.__name__:
+            raise ValueError(f"{directory} holds a {state.get('detector')}, not a {cls.__name__}")
+        params = cls._params_from_state(state)
+        params["hidden_units"] = tuple(params["hidden_units"])
+        detector = cls(**params)
+        with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as arrays:
+            detector.mean_ = arrays["mean"]
+            detector.scale_ = arrays["scale"]
+            detector.layers_ = [
+                (arrays[f"kernel_{i}"], arrays[f"bias_{i}"], layer["activation"])
+                for i, layer in enumerate(state["layers"])
+            ]
+        detector.history_ = state.get("history", {})
+        detector.n_epochs_ = len(next(iter(detector.history_.values()), []))
+        keras_path = directory / KERAS_FILE
+        detector._keras_model = None
+        detector._keras_path = keras_path if keras_path.exists() else None
+        detector._restore_common_state(state)
+        return detector
+
+
+def _require_finite(X: np.ndarray) -> None:
+    if not np.isfinite(X).all():
+        raise ValueError("autoencoder input contains NaN or infinite values")

@@ -1,0 +1,202 @@
+"""Statistical layer: fast, explainable rules over the engineered features.
+
+Each rule has a stable snake_case flag name and a number of risk points; a
+row's statistical risk is the sum of the points of the rules it fires, capped
+at 100. All limits live in :class:`RuleConfig`, none in the rule code.
+Missing values (NaN, e.g. a user's first transaction has no average or
+velocity) never fire a rule.
+
+Flags and when they fire (``>`` strict, ``>=`` inclusive, as written):
+
+* ``amount_gt_10x_user_avg``: ``amount_to_user_avg > amount_multiple`` (10)
+  and ``amount >= amount_spike_min_usd``. The name keeps "10x" whatever
+  the configured multiple, so dashboards keyed on it stay valid.
+* ``burst_5_in_5min``: ``tx_count_5m >= burst_count`` (5; the count includes the
+  transaction itself).
+* ``new_wallet_high_amount``: ``wallet_age_days <= new_wallet_max_age_days`` (7)
+  and ``amount >= high_amount_usd`` (10,000 USD).
+* ``impossible_travel``: ``country_changed`` and ``geo_velocity_kmh > max_travel_kmh``
+  (900 km/h, an airliner's cruising speed).
+* ``new_device_new_country``: ``is_new_device_for_user`` and ``is_new_country_for_user``
+  (the account-takeover pattern).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+AMOUNT_SPIKE = "amount_gt_10x_user_avg"
+BURST = "burst_5_in_5min"
+NEW_WALLET_HIGH_AMOUNT = "new_wallet_high_amount"
+IMPOSSIBLE_TRAVEL = "impossible_travel"
+NEW_DEVICE_NEW_COUNTRY = "new_device_new_country"
+
+RULE_NAMES: tuple[str, ...] = (
+    AMOUNT_SPIKE,
+    BURST,
+    NEW_WALLET_HIGH_AMOUNT,
+    IMPOSSIBLE_TRAVEL,
+    NEW_DEVICE_NEW_COUNTRY,
+)
+
+RULE_COLUMNS: dict[str, tuple[str, ...]] = {
+    AMOUNT_SPIKE: ("amount", "amount_to_user_avg"),
+    BURST: ("tx_count_5m",),
+    NEW_WALLET_HIGH_AMOUNT: ("amount", "wallet_age_days"),
+    IMPOSSIBLE_TRAVEL: ("country_changed", "geo_velocity_kmh"),
+    NEW_DEVICE_NEW_COUNTRY: ("is_new_device_for_user", "is_new_country_for_user"),
+}
+
+
+def _default_points() -> dict[str, float]:
+    return {
+        AMOUNT_SPIKE: 40.0,
+        BURST: 35.0,
+        NEW_WALLET_HIGH_AMOUNT: 45.0,
+        IMPOSSIBLE_TRAVEL: 60.0,
+        NEW_DEVICE_NEW_COUNTRY: 25.0,
+    }
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    """Every limit and risk weight of the statistical layer.
+
+    A rule whose points are 0 still reports its flag but adds no risk; list a
+    flag in ``disabled`` to skip the rule entirely.
+    """
+
+    amount_multiple: float = 10.0
+    amount_spike_min_usd: float = 0.0
+    burst_count: int = 5
+    new_wallet_max_age_days: float = 7.0
+    high_amount_usd: float = 10_000.0
+    max_travel_kmh: float = 900.0
+    points: Mapping[str, float] = field(default_factory=_default_points)
+    disabled: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = (set(self.points) | set(self.disabled)) - set(RULE_NAMES)
+        if unknown:
+            raise ValueError(f"unknown rule(s) {sorted(unknown)}; known: {list(RULE_NAMES)}")
+        merged = {**_default_points(), **{k: float(v) for k, v in self.points.items()}}
+        object.__setattr__(self, "points", merged)
+        object.__setattr__(self, "disabled", tuple(self.disabled))
+
+    @property
+    def enabled_rules(self) -> tuple[str, ...]:
+        return tuple(name for name in RULE_NAMES if name not in self.disabled)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["points"] = dict(self.points)
+        data["disabled"] = list(self.disabled)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RuleConfig:
+        data = dict(data)
+        if "disabled" in data:
+            data["disabled"] = tuple(data["disabled"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class RuleMatrix:
+    """Vectorised result: ``fired[i, j]`` is rule ``names[j]`` on row ``i``."""
+
+    risk: np.ndarray
+    fired: np.ndarray
+    names: tuple[str, ...]
+
+    def flags(self) -> list[list[str]]:
+        """Fired flag names per row (built once per distinct combination, then copied)."""
+        return flags_from_matrix(self.fired, self.names)
+
+
+def flags_from_matrix(fired: np.ndarray, names: tuple[str, ...]) -> list[list[str]]:
+    n_rows, n_rules = fired.shape
+    if n_rules == 0:
+        return [[] for _ in range(n_rows)]
+    codes = fired.astype(np.int64) @ (1 << np.arange(n_rules, dtype=np.int64))
+    distinct, inverse = np.unique(codes, return_inverse=True)
+    combos = [[names[j] for j in range(n_rules) if (code >> j) & 1] for code in distinct.tolist()]
+    return [combos[i].copy() for i in inverse.tolist()]
+
+
+class StatisticalRules:
+    """Evaluates the configured rules on a pandas or polars feature frame."""
+
+    def __init__(self, config: RuleConfig | None = None) -> None:
+        self.config = config or RuleConfig()
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        cols: list[str] = []
+        for name in self.config.enabled_rules:
+            cols += [c for c in RULE_COLUMNS[name] if c not in cols]
+        return tuple(cols)
+
+    def evaluate(self, features: Any) -> tuple[np.ndarray, list[list[str]]]:
+        """``(risk 0–100 per row, fired flag names per row)``."""
+        result = self.evaluate_matrix(features)
+        return result.risk, result.flags()
+
+    def evaluate_matrix(self, features: Any) -> RuleMatrix:
+        cfg = self.config
+        col = _ColumnReader(features, self.required_columns)
+        checks = {
+            AMOUNT_SPIKE: lambda: (
+                (col["amount_to_user_avg"] > cfg.amount_multiple)
+                & (col["amount"] >= cfg.amount_spike_min_usd)
+            ),
+            BURST: lambda: col["tx_count_5m"] >= cfg.burst_count,
+            NEW_WALLET_HIGH_AMOUNT: lambda: (
+                (col["wallet_age_days"] <= cfg.new_wallet_max_age_days)
+                & (col["amount"] >= cfg.high_amount_usd)
+            ),
+            IMPOSSIBLE_TRAVEL: lambda: (
+                _truthy(col["country_changed"]) & (col["geo_velocity_kmh"] > cfg.max_travel_kmh)
+            ),
+            NEW_DEVICE_NEW_COUNTRY: lambda: (
+                _truthy(col["is_new_device_for_user"]) & _truthy(col["is_new_country_for_user"])
+            ),
+        }
+        names = cfg.enabled_rules
+        fired = np.zeros((col.n_rows, len(names)), dtype=bool)
+        points = np.array([cfg.points[name] for name in names], dtype=np.float64)
+        for j, name in enumerate(names):
+            fired[:, j] = checks[name]()
+        risk = np.minimum(fired @ points, 100.0) if names else np.zeros(col.n_rows)
+        return RuleMatrix(risk=risk, fired=fired, names=names)
+
+
+def _truthy(values: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(values, nan=0.0) != 0
+
+
+class _ColumnReader:
+    """Float64 columns from pandas or polars, read once each (NaN for nulls)."""
+
+    def __init__(self, features: Any, required: tuple[str, ...]) -> None:
+        available = {str(c) for c in features.columns}
+        missing = [c for c in required if c not in available]
+        if missing:
+            raise KeyError(f"feature columns missing for the statistical rules: {missing}")
+        self._features = features
+        self._cache: dict[str, np.ndarray] = {}
+        self.n_rows = len(features)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            column = self._features[name]
+            if type(column).__module__.startswith("pandas"):
+                values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+            else:
+                values = column.cast(float).to_numpy()
+            self._cache[name] = np.asarray(values, dtype=np.float64)
+        return self._cache[name]
