@@ -1,0 +1,331 @@
+"""The docker deployment's services, run for real on loopback.
+
+A throwaway PostgreSQL cluster (Debian's ``postgresql`` package) backs a Dagster
+instance loaded from docker/dagster.yaml verbatim: only the DAGSTER_POSTGRES_*
+environment differs from the compose file. The user-code gRPC server and the
+webserver are started as the compose file starts them, with the workspace
+pointing at 127.0.0.1 instead of the ``user_code`` service.
+"""
+
+import contextlib
+import glob
+import io
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import dagster as dg
+import pytest
+import yaml
+
+from fraud_assets.partitions import hourly_partitions
+
+pytestmark = pytest.mark.postgres
+
+REPO = Path(__file__).resolve().parents[1]
+DOCKER = REPO / "docker"
+PARTITION = "2025-03-01-05:00"
+STARTUP_TIMEOUT_S = 180.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _postgres_bin() -> Path:
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(Path(p).parents[1].name)
+    )
+    if found:
+        return Path(found[-1]).parent
+    if os.environ.get("CI"):
+        pytest.fail("PostgreSQL server binaries are missing: .ci/system-deps.sh installs them")
+    pytest.skip("PostgreSQL server is not installed (make system-deps installs it)")
+
+
+def _as_server_user(argv: list[str]) -> list[str]:
+    """initdb and postgres refuse to run as root: drop to the ``postgres`` account then."""
+    if os.geteuid() != 0:
+        return argv
+    return ["runuser", "-u", "postgres", "--", *argv]
+
+
+def _run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, **kwargs)
+    assert result.returncode == 0, f"{argv[0]} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="session")
+def postgres_env() -> Iterator[dict[str, str]]:
+    """A PostgreSQL server on a free loopback port with a ``dagster`` database and user.
+
+    Yields the DAGSTER_POSTGRES_* variables that docker/dagster.yaml reads.
+    """
+    bin_dir = _postgres_bin()
+    root = Path(tempfile.mkdtemp(prefix="fraud_pg_"))
+    data, sockets, log = root / "data", root / "sockets", root / "server.log"
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        account = pwd.getpwnam("postgres")
+        for path in (root, sockets):
+            os.chown(path, account.pw_uid, account.pw_gid)
+    port = _free_port()
+    password = "deployment-test"
+    pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(data)]
+    _run(
+        _as_server_user(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+            ]
+        )
+    )
+    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+    _run(_as_server_user([*pg_ctl, "-l", str(log), "-o", options, "-w", "-t", "60", "start"]))
+    try:
+        import psycopg2
+
+        admin = psycopg2.connect(host=str(sockets), port=port, user="postgres", dbname="postgres")
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute("CREATE ROLE dagster LOGIN PASSWORD %s", (password,))
+            cursor.execute("CREATE DATABASE dagster OWNER dagster")
+        admin.close()
+        yield {
+            "DAGSTER_POSTGRES_HOST": "127.0.0.1",
+            "DAGSTER_POSTGRES_PORT": str(port),
+            "DAGSTER_POSTGRES_DB": "dagster",
+            "DAGSTER_POSTGRES_USER": "dagster",
+            "DAGSTER_POSTGRES_PASSWORD": password,
+        }
+    finally:
+        subprocess.run(
+            _as_server_user([*pg_ctl, "-m", "immediate", "-w", "-t", "60", "stop"]),
+            capture_output=True,
+            timeout=90,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def docker_home(tmp_path: Path, postgres_env: dict[str, str]) -> Iterator[Path]:
+    """A DAGSTER_HOME holding docker/dagster.yaml unchanged, its env pointing at the test server."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(DOCKER / "dagster.yaml", home / "dagster.yaml")
+    with mock.patch.dict(os.environ, {**postgres_env, "DAGSTER_HOME": str(home)}):
+        yield home
+
+
+@dg.asset(partitions_def=hourly_partitions, metadata={"partition_expr": "timestamp"})
+def deployment_probe(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    """A stand-in hourly asset: what is stored in Postgres is the same for any asset."""
+    return dg.MaterializeResult(metadata={"hour": context.partition_key})
+
+
+def test_partition_materialization_persists_in_postgres(
+    docker_home: Path, postgres_env: dict[str, str]
+) -> None:
+    from dagster_docker import DockerRunLauncher
+    from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
+
+    with dg.DagsterInstance.from_config(str(docker_home)) as instance:
+        assert isinstance(instance.run_storage, PostgresRunStorage)
+        assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+        assert isinstance(instance.run_launcher, DockerRunLauncher)
+        assert instance.run_retries_enabled and instance.run_monitoring_enabled
+        result = dg.materialize(
+            [deployment_probe],
+            partition_key=PARTITION,
+            instance=instance,
+            tags={"fraud_assets/partition": PARTITION},
+        )
+        assert result.success
+        run_id = result.run_id
+
+    # A fresh instance, as the webserver or the daemon would open it.
+    with dg.DagsterInstance.from_config(str(docker_home)) as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.tags["dagster/partition"] == PARTITION
+        assert run.tags["fraud_assets/partition"] == PARTITION
+        event = instance.get_latest_materialization_event(deployment_probe.key)
+        assert event is not None and event.run_id == run_id
+        assert event.asset_materialization.partition == PARTITION
+        assert PARTITION in instance.get_materialized_partitions(deployment_probe.key)
+
+    import psycopg2
+
+    connection = psycopg2.connect(
+        host=postgres_env["DAGSTER_POSTGRES_HOST"],
+        port=int(postgres_env["DAGSTER_POSTGRES_PORT"]),
+        dbname=postgres_env["DAGSTER_POSTGRES_DB"],
+        user=postgres_env["DAGSTER_POSTGRES_USER"],
+        password=postgres_env["DAGSTER_POSTGRES_PASSWORD"],
+    )
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,))
+            assert cursor.fetchall() == [("SUCCESS",)]
+            cursor.execute(
+                "SELECT asset_key, partition FROM event_logs"
+                " WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'",
+                (run_id,),
+            )
+            assert cursor.fetchall() == [(deployment_probe.key.to_string(), PARTITION)]
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def _process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """A child process in its own group, killed with everything it started at exit."""
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
+        )
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=20)
+
+
+def _wait_for(check, process: subprocess.Popen, log: Path, what: str) -> float:
+    """Poll ``check`` until it is true; the seconds it took. Fails on exit or timeout."""
+    start = time.monotonic()
+    while time.monotonic() - start < STARTUP_TIMEOUT_S:
+        if process.poll() is not None:
+            pytest.fail(f"{what} exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        if check():
+            return time.monotonic() - start
+        time.sleep(0.25)
+    pytest.fail(f"{what} not ready after {STARTUP_TIMEOUT_S:.0f}s:\n{log.read_text()[-4000:]}")
+
+
+def _grpc_healthy(port: int) -> bool:
+    from dagster._grpc.client import DagsterGrpcClient
+
+    # The client prints the connection error of every probe before the server is up.
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = DagsterGrpcClient(port=port, host="127.0.0.1").health_check_query()
+    return status == "SERVING"
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+_WORKSPACE_QUERY = """
+{
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries {
+        name
+        loadStatus
+        displayMetadata { key value }
+        locationOrLoadError {
+          __typename
+          ... on RepositoryLocation { repositories { name assetNodes { id } } }
+          ... on PythonError { message }
+        }
+      }
+    }
+  }
+}
+"""
+
+
+def _graphql(port: int, query: str) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.load(response)
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+def test_webserver_loads_the_code_location_from_the_grpc_server(
+    docker_home: Path, tmp_path: Path, postgres_env: dict[str, str]
+) -> None:
+    from fraud_assets.definitions import defs
+
+    (entry,) = yaml.safe_load((DOCKER / "workspace.yaml").read_text())["load_from"]
+    location_name = entry["grpc_server"]["location_name"]
+    grpc_port, web_port = _free_port(), _free_port()
+    workspace = tmp_path / "workspace.yaml"
+    entry["grpc_server"].update(host="127.0.0.1", port=grpc_port)
+    workspace.write_text(yaml.safe_dump({"load_from": [entry]}))
+
+    env = {**os.environ, **postgres_env, "DAGSTER_HOME": str(docker_home)}
+    env["DAGSTER_CURRENT_IMAGE"] = "fraud-assets:test"
+    bin_dir = Path(sys.executable).parent
+    grpc_argv = [
+        str(bin_dir / "dagster"),
+        *("api", "grpc", "--host", "127.0.0.1", "--port", str(grpc_port)),
+        *("--module-name", "fraud_assets.definitions"),
+    ]
+    grpc_log, web_log = tmp_path / "grpc.log", tmp_path / "webserver.log"
+    with _process(grpc_argv, env, grpc_log) as grpc_server:
+        seconds = _wait_for(lambda: _grpc_healthy(grpc_port), grpc_server, grpc_log, "gRPC server")
+        print(f"gRPC code server healthy after {seconds:.1f}s")
+        # The compose healthcheck's command.
+        _run([str(bin_dir / "dagster"), "api", "grpc-health-check", "--port", str(grpc_port)])
+
+        web_argv = [
+            str(bin_dir / "dagster-webserver"),
+            *("--host", "127.0.0.1", "--port", str(web_port), "--workspace", str(workspace)),
+        ]
+        with _process(web_argv, env, web_log) as webserver:
+            url = f"http://127.0.0.1:{web_port}/server_info"
+            _wait_for(lambda: _http_ok(url), webserver, web_log, "webserver")
+            data = _graphql(web_port, _WORKSPACE_QUERY)
+
+    workspace_data = data["workspaceOrError"]
+    assert workspace_data["__typename"] == "Workspace", workspace_data
+    (location,) = workspace_data["locationEntries"]
+    assert location["name"] == location_name
+    assert location["loadStatus"] == "LOADED"
+    loaded = location["locationOrLoadError"]
+    assert loaded["__typename"] == "RepositoryLocation", loaded
+    metadata = {item["key"]: item["value"] for item in location["displayMetadata"]}
+    assert metadata.get("host") == "127.0.0.1" and metadata.get("port") == str(grpc_port)
+    (repository,) = loaded["repositories"]
+    expected_assets = len(defs.resolve_asset_graph().get_all_asset_keys())
+    assert len(repository["assetNodes"]) == expected_assets
