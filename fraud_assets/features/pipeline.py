@@ -1,0 +1,495 @@
+"""``extract_features``: the one feature implementation for training and scoring.
+
+Pure (no I/O): the caller passes the rows to featurise, earlier rows of the
+same users and wallets, and the fraud labels. Every history-dependent feature
+looks only at rows of the same group (user, wallet, user × country, …) at or
+before the transaction and inside a fixed look-back anchored at the start of
+the transaction's hour, so a transaction gets the same values whether it is
+featurised in a 1-hour window with a history frame or inside a 30-day window
+(the partition-edge property). Meanings and fill values: ``catalog.py``.
+
+The heavy lifting is polars (normalising, ordering, encodings) and vectorised
+numpy over sorted arrays (:mod:`fraud_assets.features.timeline`); there is no
+per-row Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from fraud_assets.features.catalog import (
+    FEATURE_COLUMNS,
+    GEO_VELOCITY_CAP_KMH,
+    KEY_COLUMNS,
+    LOOKBACK_DAYS,
+    MIN_ELAPSED_HOURS_FOR_GEO,
+    NO_PREVIOUS_TX_MINUTES,
+)
+from fraud_assets.features.frames import (
+    HISTORY_COLUMNS,
+    normalise_history,
+    normalise_labels,
+    normalise_transactions,
+)
+from fraud_assets.features.timeline import Timeline
+from fraud_assets.reference import (
+    COUNTRY_LOCATIONS,
+    CURRENCIES,
+    DEVICE_TYPES,
+    TRANSACTION_TYPES,
+)
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+LOOKBACK_MS = LOOKBACK_DAYS * DAY_MS
+LABEL_SHORT_WINDOW_MS = 7 * DAY_MS
+LOG_AMOUNT_QUANTUM = 10_000  # log amounts summed as integers of 1e-4
+EARTH_RADIUS_KM = 6371.0088
+FLOAT64_FEATURES = frozenset({"amount"})
+
+
+@dataclass
+class _Rows:
+    """Targets followed by history rows, as numpy arrays, plus the shared time frame."""
+
+    frame: pl.DataFrame
+    n_targets: int
+    time_ms: np.ndarray
+    lookback_start_ms: np.ndarray  # per target
+    global_order: np.ndarray
+    time_origin: int
+    stride: int
+
+    def timeline(self, group: np.ndarray) -> Timeline:
+        return Timeline(
+            group,
+            self.time_ms,
+            self.global_order,
+            np.arange(self.n_targets),
+            self.time_origin,
+            self.stride,
+        )
+
+    @property
+    def target_time_ms(self) -> np.ndarray:
+        return self.time_ms[: self.n_targets]
+
+
+def lookback_start(timestamp: pl.Expr) -> pl.Expr:
+    """Start of a transaction's look-back: 30 days before the start of its UTC hour."""
+    return timestamp.dt.truncate("1h") - pl.duration(days=LOOKBACK_DAYS)
+
+
+def extract_features(
+    transactions: pl.DataFrame, history: pl.DataFrame, labels: pl.DataFrame
+) -> pl.DataFrame:
+    """One row per input transaction, in input order: keys and every feature column.
+
+    ``history`` may overlap ``transactions`` or be empty; only its rows inside
+    a transaction's look-back matter. ``labels`` are ``transaction_labels`` rows.
+    """
+    targets = normalise_transactions(transactions)
+    if targets.height == 0:
+        return _empty_output()
+    rows = _combine(targets, normalise_history(history))
+    codes = _codes(rows.frame, normalise_labels(labels))
+
+    features: dict[str, np.ndarray] = {}
+    features.update(_amount_and_encoding_features(targets))
+    features.update(_time_based_features(targets))
+    features.update(_user_behaviour_features(rows, targets, codes))
+    features.update(_wallet_features(rows, targets, codes))
+    features.update(_feedback_features(rows, codes))
+    return _assemble(targets, features)
+
+
+# ---------------------------------------------------------------- preparation
+
+
+def _combine(targets: pl.DataFrame, history: pl.DataFrame) -> _Rows:
+    starts = targets.select(lookback_start(pl.col("timestamp")).dt.epoch("ms")).to_series()
+    target_ms = targets.get_column("timestamp").dt.epoch("ms").to_numpy()
+    earliest, latest = int(starts.min()), int(target_ms.max())
+    # Rows outside every look-back, or later than every target, can never matter.
+    history = history.filter(pl.col("timestamp").dt.epoch("ms").is_between(earliest, latest)).join(
+        targets.select("transaction_id").unique(), on="transaction_id", how="anti"
+    )
+    frame = pl.concat([targets.select(HISTORY_COLUMNS), history], how="vertical")
+    order = frame.select(
+        pl.arg_sort_by(["timestamp", "transaction_id"], maintain_order=True)
+    ).to_series()
+    return _Rows(
+        frame=frame,
+        n_targets=targets.height,
+        time_ms=frame.get_column("timestamp").dt.epoch("ms").to_numpy(),
+        lookback_start_ms=starts.to_numpy(),
+        global_order=order.to_numpy().astype(np.int64),
+        time_origin=earliest,
+        stride=latest - earliest + 1,
+    )
+
+
+@dataclass
+class _Codes:
+    """Dense integer codes per row; label rows share the user and wallet codes."""
+
+    user: np.ndarray
+    wallet: np.ndarray
+    has_wallet: np.ndarray
+    country: np.ndarray
+    device: np.ndarray
+    tx_type: np.ndarray
+    hour: np.ndarray
+    fraud_labels: pl.DataFrame  # user_code, wallet_code, labeled_ms (confirmed fraud only)
+
+
+def _dense(values: pl.Series) -> np.ndarray:
+    physical = values.cast(pl.Categorical).to_physical()
+    return physical.rank("dense").cast(pl.Int64).to_numpy() - 1
+
+
+def _codes(frame: pl.DataFrame, labels: pl.DataFrame) -> _Codes:
+    fraud = _confirmed_fraud(labels, frame)
+    n = frame.height
+    users = _dense(pl.concat([frame.get_column("user_id"), fraud.get_column("user_id")]))
+    wallets = _dense(
+        pl.concat([frame.get_column("wallet_address"), fraud.get_column("wallet_address")])
+    )
+    wallet_address = frame.get_column("wallet_address")
+    fraud_codes = pl.DataFrame(
+        {
+            "user_code": users[n:],
+            "wallet_code": wallets[n:],
+            "has_wallet": (fraud.get_column("wallet_address") != "").to_numpy(),
+            "labeled_ms": fraud.get_column("labeled_at").dt.epoch("ms").to_numpy(),
+        }
+    )
+    return _Codes(
+        user=users[:n],
+        wallet=wallets[:n],
+        has_wallet=(wallet_address != "").to_numpy(),
+        country=_dense(frame.get_column("ip_country")),
+        device=_dense(frame.get_column("device_type")),
+        tx_type=_dense(frame.get_column("transaction_type")),
+        hour=frame.get_column("timestamp").dt.hour().cast(pl.Int64).to_numpy(),
+        fraud_labels=fraud_codes,
+    )
+
+
+def _confirmed_fraud(labels: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
+    """The latest label per transaction, kept when it says fraud.
+
+    A label counts only from its ``labeled_at`` on. A transaction relabelled
+    later counts from the relabelling (its earlier label is superseded, as in
+    the ReplacingMergeTree table), which can only delay what a feature sees.
+    Missing user or wallet on a label is taken from the transaction rows.
+    """
+    latest = labels.sort(["transaction_id", "labeled_at", "is_fraud"]).unique(
+        subset="transaction_id", keep="last"
+    )
+    fraud = latest.filter(pl.col("is_fraud") == 1)
+    if fraud.height and (
+        (fraud.get_column("user_id") == "").any()
+        or (fraud.get_column("wallet_address") == "").any()
+    ):
+        known = frame.select(
+            "transaction_id",
+            pl.col("user_id").alias("_user"),
+            pl.col("wallet_address").alias("_wallet"),
+        ).unique(subset="transaction_id", keep="first")
+        fraud = fraud.join(known, on="transaction_id", how="left").with_columns(
+            pl.when(pl.col("user_id") == "")
+            .then(pl.col("_user").fill_null(""))
+            .otherwise(pl.col("user_id"))
+            .alias("user_id"),
+            pl.when(pl.col("wallet_address") == "")
+            .then(pl.col("_wallet").fill_null(""))
+            .otherwise(pl.col("wallet_address"))
+            .alias("wallet_address"),
+        )
+    return fraud.select("user_id", "wallet_address", "labeled_at")
+
+
+def _combine_codes(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    return major * (int(minor.max(initial=0)) + 1) + minor
+
+
+# ---------------------------------------------------------------- feature groups
+
+
+def _amount_and_encoding_features(targets: pl.DataFrame) -> dict[str, np.ndarray]:
+    exprs = {
+        "amount": pl.col("amount"),
+        "log_amount": pl.col("amount").clip(lower_bound=0).log1p(),
+        "amount_is_round_100": (
+            ((pl.col("amount") * 100).round() % 10_000 == 0) & (pl.col("amount") > 0)
+        ),
+        "amount_just_below_10k": pl.col("amount").is_between(9_000, 10_000, closed="left"),
+        "amount_to_profile_avg": pl.when(pl.col("user_avg_amount") > 0)
+        .then(pl.col("amount") / pl.col("user_avg_amount"))
+        .otherwise(1.0),
+        "log_user_account_age_days": pl.col("user_account_age_days").clip(lower_bound=0).log1p(),
+        "log_user_total_transactions": pl.col("user_total_transactions")
+        .clip(lower_bound=0)
+        .log1p(),
+        "wallet_age_days": pl.col("wallet_age_days").clip(lower_bound=0),
+        "log_wallet_total_volume": pl.col("wallet_total_volume").clip(lower_bound=0).log1p(),
+        "is_fresh_wallet": pl.col("wallet_age_days") < 1,
+    }
+    for value in TRANSACTION_TYPES:
+        exprs[f"type_{value.lower()}"] = pl.col("transaction_type") == value
+    for value in CURRENCIES:
+        exprs[f"currency_{value.lower()}"] = pl.col("currency") == value
+    for value in DEVICE_TYPES:
+        exprs[f"device_{value.lower()}"] = pl.col("device_type") == value
+    exprs["country_is_unknown"] = ~pl.col("ip_country").is_in(list(COUNTRY_LOCATIONS))
+    out = targets.select([expr.cast(pl.Float64).alias(name) for name, expr in exprs.items()])
+    return {name: out.get_column(name).to_numpy() for name in out.columns}
+
+
+_HOUR_ANGLE = 2 * np.pi * np.arange(24) / 24
+_DOW_ANGLE = 2 * np.pi * np.arange(7) / 7
+
+
+def _time_based_features(targets: pl.DataFrame) -> dict[str, np.ndarray]:
+    """Cyclic encodings of the UTC hour and weekday (table look-ups, so exact)."""
+    parts = targets.select(
+        hour=pl.col("timestamp").dt.hour().cast(pl.Int64),
+        dow=pl.col("timestamp").dt.weekday().cast(pl.Int64) - 1,
+    )
+    hour = parts.get_column("hour").to_numpy()
+    dow = parts.get_column("dow").to_numpy()
+    return {
+        "hour_sin": np.sin(_HOUR_ANGLE)[hour],
+        "hour_cos": np.cos(_HOUR_ANGLE)[hour],
+        "dow_sin": np.sin(_DOW_ANGLE)[dow],
+        "dow_cos": np.cos(_DOW_ANGLE)[dow],
+        "is_weekend": (dow >= 5).astype(np.float64),
+        "is_night_utc": (hour < 6).astype(np.float64),
+    }
+
+
+def _safe_divide(numerator: np.ndarray, denominator: np.ndarray, fill: float) -> np.ndarray:
+    out = np.full(numerator.shape, fill, dtype=np.float64)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def _user_behaviour_features(rows: _Rows, targets: pl.DataFrame, codes: _Codes) -> dict:
+    """Velocity, amount against the user's own history, and country/device changes."""
+    t = rows.target_time_ms
+    start = rows.lookback_start_ms
+    amount = rows.frame.get_column("amount").to_numpy()
+    cents = np.rint(np.clip(amount, 0, None) * 100).astype(np.int64)
+    log_q = np.rint(np.log1p(np.clip(amount, 0, None)) * LOG_AMOUNT_QUANTUM).astype(np.int64)
+    is_withdraw = (rows.frame.get_column("transaction_type") == "withdraw").to_numpy()
+
+    user = rows.timeline(codes.user)
+    w5m = user.window(t - 5 * MINUTE_MS, inclusive_start=False, include_self=True)
+    w1h = user.window(t - HOUR_MS, inclusive_start=False, include_self=True)
+    w24h = user.window(t - DAY_MS, inclusive_start=False, include_self=True)
+    w30d = user.window(start, inclusive_start=True, include_self=False)
+    cents_prefix = user.prefix(cents)
+
+    def back(values: np.ndarray) -> np.ndarray:
+        return user.to_targets(values)
+
+    count_30d = back(w30d.count).astype(np.float64)
+    sum_30d = back(user.window_sum(cents_prefix, w30d)) / 100.0
+    sum_q = back(user.window_sum(user.prefix(log_q), w30d)).astype(np.float64)
+    sum_q2 = back(user.window_sum(user.prefix(log_q * log_q), w30d)).astype(np.float64)
+    sum_1h = back(user.window_sum(cents_prefix, w1h)) / 100.0
+    sum_24h = back(user.window_sum(cents_prefix, w24h)) / 100.0
+    tx_1h = back(w1h.count).astype(np.float64)
+
+    amount_t = amount[: rows.n_targets]
+    log_amount_t = np.log1p(np.clip(amount_t, 0, None))
+    avg_30d = _safe_divide(sum_30d, count_30d, 0.0)
+    mean_log = _safe_divide(sum_q, count_30d, 0.0) / LOG_AMOUNT_QUANTUM
+    mean_sq_log = _safe_divide(sum_q2, count_30d, 0.0) / LOG_AMOUNT_QUANTUM**2
+    std_log = np.where(count_30d >= 2, np.sqrt(np.clip(mean_sq_log - mean_log**2, 0, None)), 0.0)
+    zscore = np.where(
+        count_30d >= 2, np.clip((log_amount_t - mean_log) / np.maximum(std_log, 0.1), -50, 50), 0.0
+    )
+
+    previous = back(user.previous_row(w30d))
+    has_previous = previous >= 0
+    previous_safe = np.where(has_previous, previous, 0)
+    elapsed_ms = np.where(has_previous, t - rows.time_ms[previous_safe], 0)
+    minutes = np.where(
+        has_previous,
+        np.minimum(elapsed_ms / MINUTE_MS, NO_PREVIOUS_TX_MINUTES),
+        NO_PREVIOUS_TX_MINUTES,
+    )
+    country_t = codes.country[: rows.n_targets]
+    device_t = codes.device[: rows.n_targets]
+    country_changed = has_previous & (codes.country[previous_safe] != country_t)
+    device_changed = has_previous & (codes.device[previous_safe] != device_t)
+    distance = _country_distance_km(rows.frame.get_column("ip_country"), previous_safe)
+    distance = np.where(country_changed, distance, 0.0)
+    hours = np.maximum(elapsed_ms / HOUR_MS, MIN_ELAPSED_HOURS_FOR_GEO)
+    velocity = np.minimum(distance / hours, GEO_VELOCITY_CAP_KMH)
+
+    country_changes = user.pairs_sum(
+        user.prefix_sorted(user.changes_from_predecessor(codes.country)), w24h
+    )
+    device_changes = user.pairs_sum(
+        user.prefix_sorted(user.changes_from_predecessor(codes.device)), w24h
+    )
+
+    def prior_in_group(minor: np.ndarray) -> np.ndarray:
+        timeline = rows.timeline(_combine_codes(codes.user, minor))
+        window = timeline.window(start, inclusive_start=True, include_self=False)
+        return timeline.to_targets(window.count).astype(np.float64)
+
+    same_country = prior_in_group(codes.country)
+    same_device = prior_in_group(codes.device)
+    same_hour = prior_in_group(codes.hour)
+    same_type = prior_in_group(codes.tx_type)
+
+    return {
+        "amount_to_user_avg": np.where(count_30d > 0, amount_t / np.maximum(avg_30d, 0.01), 1.0),
+        "amount_log_zscore_user": zscore,
+        "amount_share_of_user_24h": _safe_divide(amount_t, sum_24h, 0.0),
+        "user_tx_count_30d": count_30d,
+        "user_has_history": (count_30d > 0).astype(np.float64),
+        "log_user_avg_amount_30d": np.log1p(avg_30d),
+        "user_log_amount_std_30d": std_log,
+        "user_same_hour_share_30d": _safe_divide(same_hour, count_30d, 0.0),
+        "user_same_type_share_30d": _safe_divide(same_type, count_30d, 0.0),
+        "tx_count_5m": back(w5m.count).astype(np.float64),
+        "tx_count_1h": tx_1h,
+        "tx_count_24h": back(w24h.count).astype(np.float64),
+        "log_amount_sum_1h": np.log1p(sum_1h),
+        "log_amount_sum_24h": np.log1p(sum_24h),
+        "withdraw_count_24h": back(
+            user.window_sum(user.prefix(is_withdraw.astype(np.int64)), w24h)
+        ).astype(np.float64),
+        "velocity_1h_vs_30d": tx_1h / (count_30d / (LOOKBACK_DAYS * 24) + 1.0),
+        "minutes_since_last_tx": minutes,
+        "log_minutes_since_last_tx": np.log1p(minutes),
+        "country_changes_24h": back(country_changes).astype(np.float64),
+        "device_changes_24h": back(device_changes).astype(np.float64),
+        "country_changed": country_changed.astype(np.float64),
+        "is_new_country_for_user": (same_country == 0).astype(np.float64),
+        "geo_distance_km": distance,
+        "geo_velocity_kmh": velocity,
+        "device_changed": device_changed.astype(np.float64),
+        "is_new_device_for_user": (same_device == 0).astype(np.float64),
+    }
+
+
+def _country_distance_km(countries: pl.Series, previous_rows: np.ndarray) -> np.ndarray:
+    """Great-circle distance between each target's country and its previous row's country."""
+    names = list(COUNTRY_LOCATIONS)
+    lat = np.radians(np.array([COUNTRY_LOCATIONS[c][0] for c in names] + [np.nan]))
+    lon = np.radians(np.array([COUNTRY_LOCATIONS[c][1] for c in names] + [np.nan]))
+    index = (
+        countries.replace_strict(names, list(range(len(names))), default=len(names))
+        .cast(pl.Int64)
+        .to_numpy()
+    )
+    here = index[: previous_rows.shape[0]]
+    there = index[previous_rows]
+    d_lat = lat[here] - lat[there]
+    d_lon = lon[here] - lon[there]
+    a = np.sin(d_lat / 2) ** 2 + np.cos(lat[here]) * np.cos(lat[there]) * np.sin(d_lon / 2) ** 2
+    distance = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+    return np.nan_to_num(distance, nan=0.0)
+
+
+def _wallet_features(rows: _Rows, targets: pl.DataFrame, codes: _Codes) -> dict:
+    """Counterparty-wallet activity across all users, and the user's own use of the wallet."""
+    t = rows.target_time_ms
+    start = rows.lookback_start_ms
+    amount = rows.frame.get_column("amount").to_numpy()
+    cents = np.rint(np.clip(amount, 0, None) * 100).astype(np.int64)
+    has_wallet = codes.has_wallet[: rows.n_targets]
+
+    wallet = rows.timeline(codes.wallet)
+    w24h = wallet.window(t - DAY_MS, inclusive_start=False, include_self=True)
+    w30d = wallet.window(start, inclusive_start=True, include_self=False)
+    count_24h = wallet.to_targets(w24h.count).astype(np.float64)
+    sum_24h = wallet.to_targets(wallet.window_sum(wallet.prefix(cents), w24h)) / 100.0
+    count_30d = wallet.to_targets(w30d.count).astype(np.float64)
+
+    user_wallet = rows.timeline(_combine_codes(codes.user, codes.wallet))
+    own = user_wallet.window(start, inclusive_start=True, include_self=False)
+    own_30d = user_wallet.to_targets(own.count).astype(np.float64)
+
+    def only_with_wallet(values: np.ndarray) -> np.ndarray:
+        return np.where(has_wallet, values, 0.0)
+
+    return {
+        "is_new_wallet_for_user": only_with_wallet((own_30d == 0).astype(np.float64)),
+        "wallet_tx_count_24h": only_with_wallet(count_24h),
+        "wallet_tx_count_30d": only_with_wallet(count_30d),
+        "wallet_other_users_tx_30d": only_with_wallet(count_30d - own_30d),
+        "log_wallet_amount_sum_24h": only_with_wallet(np.log1p(sum_24h)),
+    }
+
+
+def _feedback_features(rows: _Rows, codes: _Codes) -> dict:
+    """Confirmed-fraud counts for the user and the wallet, only labels known before the transaction."""
+    t = rows.target_time_ms
+    start_30d = rows.lookback_start_ms
+    start_7d = start_30d + (LOOKBACK_MS - LABEL_SHORT_WINDOW_MS)
+    labels = codes.fraud_labels.filter(
+        pl.col("labeled_ms").is_between(rows.time_origin, int(t.max()))
+    )
+
+    def counts(events: pl.DataFrame, code_column: str, target_codes: np.ndarray) -> tuple:
+        label_codes = events.get_column(code_column).to_numpy()
+        labeled_ms = events.get_column("labeled_ms").to_numpy()
+        keys = np.sort(label_codes * rows.stride + (labeled_ms - rows.time_origin))
+        base = target_codes * rows.stride - rows.time_origin
+        before = np.searchsorted(keys, base + t, side="left")  # labeled_at < t
+        since_7d = np.searchsorted(keys, base + start_7d, side="left")
+        since_30d = np.searchsorted(keys, base + start_30d, side="left")
+        return (before - since_7d).astype(np.float64), (before - since_30d).astype(np.float64)
+
+    n = rows.n_targets
+    user_7d, user_30d = counts(labels, "user_code", codes.user[:n])
+    wallet_7d, wallet_30d = counts(
+        labels.filter(pl.col("has_wallet")), "wallet_code", codes.wallet[:n]
+    )
+    has_wallet = codes.has_wallet[:n]
+    return {
+        "user_fraud_labels_7d": user_7d,
+        "user_fraud_labels_30d": user_30d,
+        "wallet_fraud_labels_7d": np.where(has_wallet, wallet_7d, 0.0),
+        "wallet_fraud_labels_30d": np.where(has_wallet, wallet_30d, 0.0),
+    }
+
+
+# ---------------------------------------------------------------- output
+
+
+def _assemble(targets: pl.DataFrame, features: dict[str, np.ndarray]) -> pl.DataFrame:
+    missing = [name for name in FEATURE_COLUMNS if name not in features]
+    if missing:
+        raise RuntimeError(f"features not computed: {missing}")
+    columns = {name: targets.get_column(name) for name in KEY_COLUMNS}
+    for name in FEATURE_COLUMNS:
+        dtype = np.float64 if name in FLOAT64_FEATURES else np.float32
+        columns[name] = pl.Series(name, features[name].astype(dtype, copy=False))
+    return pl.DataFrame(columns)
+
+
+def output_schema() -> dict[str, pl.DataType]:
+    schema: dict[str, pl.DataType] = {
+        "transaction_id": pl.String(),
+        "timestamp": pl.Datetime("us", "UTC"),
+        "user_id": pl.String(),
+    }
+    for name in FEATURE_COLUMNS:
+        schema[name] = pl.Float64() if name in FLOAT64_FEATURES else pl.Float32()
+    return schema
+
+
+def _empty_output() -> pl.DataFrame:
+    return pl.DataFrame(schema=output_schema())
