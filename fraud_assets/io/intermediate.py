@@ -6,10 +6,11 @@ ClickHouse; this IO manager plays XCom's part. Writing every intermediate
 cost seconds per step, while Parquet on local or volume storage costs a
 fraction of that. Final results go through the ClickHouse IO manager.
 
-Time-window partitioned outputs are split by their ``partition_expr`` column
+Time-window partitioned outputs with a ``partition_expr`` are split by that column
 into one file per partition key, so a single-run backfill over a whole day and
 twenty-four hourly runs produce the same files, any window can be loaded, and
-re-materializing a partition replaces exactly that file. Files are written to a
+re-materializing a partition replaces exactly that file. Outputs without one
+(a weekly training set spans 30 days) are stored as one file per partition key. Files are written to a
 temporary name and renamed, so a crash never leaves a torn file behind.
 """
 
@@ -64,10 +65,12 @@ class IntermediateFrameIOManager(dg.ConfigurableIOManager):
                 f"IntermediateFrameIOManager stores polars or pandas DataFrames, got {type(obj)!r}"
             )
         written: dict[str, int] = {}
-        if context.has_asset_partitions and isinstance(
-            context.asset_partitions_def, dg.TimeWindowPartitionsDefinition
+        column = (context.definition_metadata or {}).get("partition_expr")
+        if (
+            column
+            and context.has_asset_partitions
+            and isinstance(context.asset_partitions_def, dg.TimeWindowPartitionsDefinition)
         ):
-            column = str((context.definition_metadata or {}).get("partition_expr", "timestamp"))
             partitions_def = context.asset_partitions_def
             assigned = 0
             for key in context.asset_partition_keys:
@@ -87,7 +90,7 @@ class IntermediateFrameIOManager(dg.ConfigurableIOManager):
             keys = context.asset_partition_keys
             if len(keys) != 1:
                 raise dg.DagsterInvariantViolationError(
-                    "non-time partitioned intermediates are stored one partition per run"
+                    "intermediates without a partition_expr are stored one partition per run"
                 )
             _atomic_write(frame, self._path(context, keys[0]))
             written[keys[0]] = frame.height

@@ -1,0 +1,1 @@
+"""Measuring detection quality: metrics, the public-data check and the fraud simulation check."""
