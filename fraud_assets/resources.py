@@ -16,6 +16,7 @@ import dagster as dg
 
 from fraud_assets import settings
 from fraud_assets.clickhouse import ClickHouseResource
+from fraud_assets.io import ClickHousePandasIOManager, ClickHousePolarsIOManager
 from fraud_assets.notify import notifier_from_env
 
 
@@ -27,5 +28,25 @@ def clickhouse_resource() -> ClickHouseResource:
     return ClickHouseResource()
 
 
+def _clickhouse_io_manager_config() -> dict[str, Any]:
+    """Same source as ``clickhouse_resource``: the DSN as an EnvVar when it is set."""
+    if os.environ.get("CLICKHOUSE_URL"):
+        return {"dsn": dg.EnvVar("CLICKHOUSE_URL"), "database": settings.clickhouse_database()}
+    return {}
+
+
+def clickhouse_io_manager() -> ClickHousePandasIOManager:
+    return ClickHousePandasIOManager(**_clickhouse_io_manager_config())
+
+
+def polars_io_manager() -> ClickHousePolarsIOManager:
+    return ClickHousePolarsIOManager(**_clickhouse_io_manager_config())
+
+
 def default_resources() -> dict[str, Any]:
-    return {"clickhouse": clickhouse_resource(), "notifier": notifier_from_env()}
+    return {
+        "clickhouse": clickhouse_resource(),
+        "notifier": notifier_from_env(),
+        "clickhouse_io_manager": clickhouse_io_manager(),
+        "polars_io_manager": polars_io_manager(),
+    }
