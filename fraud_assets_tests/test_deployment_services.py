@@ -281,9 +281,16 @@ def _graphql(port: int, query: str) -> dict[str, Any]:
     return body["data"]
 
 
-def test_webserver_loads_the_code_location_from_the_grpc_server(
+def _daemons_healthy(instance: dg.DagsterInstance) -> bool:
+    from dagster._daemon.controller import all_daemons_healthy
+
+    return all_daemons_healthy(instance, heartbeat_tolerance_seconds=120)
+
+
+def test_webserver_and_daemon_use_the_code_location_over_grpc(
     docker_home: Path, tmp_path: Path, postgres_env: dict[str, str]
 ) -> None:
+    """The compose file's three Dagster processes, on the Postgres-backed docker instance."""
     from fraud_assets.definitions import defs
 
     (entry,) = yaml.safe_load((DOCKER / "workspace.yaml").read_text())["load_from"]
@@ -295,27 +302,45 @@ def test_webserver_loads_the_code_location_from_the_grpc_server(
 
     env = {**os.environ, **postgres_env, "DAGSTER_HOME": str(docker_home)}
     env["DAGSTER_CURRENT_IMAGE"] = "fraud-assets:test"
+    env["DAGSTER_DAEMON_HEARTBEAT_TOLERANCE"] = "300"
     bin_dir = Path(sys.executable).parent
     grpc_argv = [
         str(bin_dir / "dagster"),
         *("api", "grpc", "--host", "127.0.0.1", "--port", str(grpc_port)),
         *("--module-name", "fraud_assets.definitions"),
     ]
-    grpc_log, web_log = tmp_path / "grpc.log", tmp_path / "webserver.log"
-    with _process(grpc_argv, env, grpc_log) as grpc_server:
-        seconds = _wait_for(lambda: _grpc_healthy(grpc_port), grpc_server, grpc_log, "gRPC server")
+    web_argv = [
+        str(bin_dir / "dagster-webserver"),
+        *("--host", "127.0.0.1", "--port", str(web_port), "--workspace", str(workspace)),
+    ]
+    daemon_argv = [str(bin_dir / "dagster-daemon"), "run", "--workspace", str(workspace)]
+    logs = {name: tmp_path / f"{name}.log" for name in ("grpc", "webserver", "daemon")}
+
+    with _process(grpc_argv, env, logs["grpc"]) as grpc_server:
+        seconds = _wait_for(
+            lambda: _grpc_healthy(grpc_port), grpc_server, logs["grpc"], "gRPC server"
+        )
         print(f"gRPC code server healthy after {seconds:.1f}s")
         # The compose healthcheck's command.
         _run([str(bin_dir / "dagster"), "api", "grpc-health-check", "--port", str(grpc_port)])
 
-        web_argv = [
-            str(bin_dir / "dagster-webserver"),
-            *("--host", "127.0.0.1", "--port", str(web_port), "--workspace", str(workspace)),
-        ]
-        with _process(web_argv, env, web_log) as webserver:
+        with (
+            _process(web_argv, env, logs["webserver"]) as webserver,
+            _process(daemon_argv, env, logs["daemon"]) as daemon,
+            dg.DagsterInstance.from_config(str(docker_home)) as instance,
+        ):
             url = f"http://127.0.0.1:{web_port}/server_info"
-            _wait_for(lambda: _http_ok(url), webserver, web_log, "webserver")
+            seconds = _wait_for(lambda: _http_ok(url), webserver, logs["webserver"], "webserver")
+            print(f"webserver answering after {seconds:.1f}s")
             data = _graphql(web_port, _WORKSPACE_QUERY)
+            seconds = _wait_for(
+                lambda: _daemons_healthy(instance), daemon, logs["daemon"], "daemon"
+            )
+            print(f"daemon heartbeats healthy {seconds:.1f}s later")
+            required = set(instance.get_required_daemon_types())
+            assert {"QUEUED_RUN_COORDINATOR", "MONITORING", "EVENT_LOG_CONSUMER"} <= required
+            # The compose healthcheck's command.
+            _run([str(bin_dir / "dagster-daemon"), "liveness-check"], env=env)
 
     workspace_data = data["workspaceOrError"]
     assert workspace_data["__typename"] == "Workspace", workspace_data
