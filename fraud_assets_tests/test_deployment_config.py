@@ -116,7 +116,7 @@ def test_env_example_defines_every_variable_the_compose_file_reads() -> None:
 
 def test_services_start_in_dependency_order_on_health(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    for name in ("postgres", "clickhouse", "user_code", "webserver"):
+    for name in ("postgres", "clickhouse", "user_code", "webserver", "daemon"):
         assert "healthcheck" in services[name], name
     assert services["clickhouse_migrate"]["depends_on"]["clickhouse"] == {
         "condition": "service_healthy"
