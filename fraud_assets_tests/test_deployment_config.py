@@ -98,8 +98,8 @@ def test_compose_refuses_to_start_without_secrets(tmp_path: Path) -> None:
 def test_env_example_holds_placeholders_only() -> None:
     values = _env_file_values(ENV_EXAMPLE)
     secrets = {key: value for key, value in values.items() if "PASSWORD" in key}
-    assert secrets, "the example names the secrets it needs"
-    assert set(secrets.values()) == {"change-me"}
+    assert values["CLICKHOUSE_PASSWORD"] == values["DAGSTER_POSTGRES_PASSWORD"] == "change-me"
+    assert set(secrets.values()) <= {"change-me", ""}, "optional secrets stay empty"
     ignored = subprocess.run(
         ["git", "check-ignore", "-q", "docker/.env"], cwd=REPO, capture_output=True
     )
@@ -149,6 +149,8 @@ def test_run_containers_get_what_the_code_needs(
     for name in DAGSTER_SERVICES:
         missing = set(launcher["env_vars"]) - set(services[name]["environment"])
         assert not missing, f"{name} lacks {missing}: launching a run would fail"
+    code_env = yaml.safe_load(COMPOSE_FILE.read_text())["x-fraud-env"]
+    assert set(launcher["env_vars"]) == set(code_env), "runs see what the code location sees"
 
     networks = {spec.get("name") for spec in compose["networks"].values()}
     assert launcher["network"] in networks
@@ -160,6 +162,9 @@ def test_run_containers_get_what_the_code_needs(
     model_dir = services["user_code"]["environment"]["FRAUD_MODEL_DIR"]
     assert run_mounts["fraud_models"] == model_dir
     assert f"fraud_models:{model_dir}:rw" in services["user_code"]["volumes"]
+    data_dir = services["user_code"]["environment"]["FRAUD_DATA_DIR"]
+    assert run_mounts["fraud_data"] == data_dir
+    assert f"fraud_data:{data_dir}:rw" in services["user_code"]["volumes"]
     storage_mount = run_mounts["fraud_dagster_storage"]
     for name in ("webserver", "daemon"):
         assert f"fraud_dagster_storage:{storage_mount}:rw" in services[name]["volumes"]
@@ -252,6 +257,9 @@ def test_image_runs_as_non_root_with_the_deployment_paths(compose: dict[str, Any
     env = dict(re.findall(r"\b([A-Z_]+)=(/\S+)", dockerfile))
     model_dir = compose["services"]["user_code"]["environment"]["FRAUD_MODEL_DIR"]
     assert env["FRAUD_MODEL_DIR"] == model_dir
+    assert (
+        env["FRAUD_DATA_DIR"] == compose["services"]["user_code"]["environment"]["FRAUD_DATA_DIR"]
+    )
     assert f"COPY sql {env['FRAUD_SQL_DIR']}" in dockerfile
     assert f"docker/dagster.yaml {env['DAGSTER_HOME']}/dagster.yaml" in dockerfile
     storage = dict(
