@@ -7,6 +7,7 @@ import sys
 
 from fraud_assets import settings
 from fraud_assets.clickhouse import ClickHouseResource, apply_migrations, connect, redact_dsn
+from fraud_assets.iot import cli as iot_cli
 
 
 def _db_init(args: argparse.Namespace) -> int:
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser(
         "init", help="apply pending migrations from sql/ (idempotent)"
     ).set_defaults(func=_db_init)
+    iot_cli.add_parser(commands)
     return parser
 
 

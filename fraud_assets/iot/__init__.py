@@ -1,0 +1,1 @@
+"""The IoT sensor pipeline's logic without Dagster: detection, evaluation, validation, queries."""
