@@ -7,6 +7,7 @@ import sys
 
 from fraud_assets import settings
 from fraud_assets.clickhouse import ClickHouseResource, apply_migrations, connect, redact_dsn
+from fraud_assets.generator import cli as generator_cli
 from fraud_assets.iot import cli as iot_cli
 
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser(
         "init", help="apply pending migrations from sql/ (idempotent)"
     ).set_defaults(func=_db_init)
+    generator_cli.add_parser(commands)
     iot_cli.add_parser(commands)
     return parser
 

@@ -7,11 +7,12 @@ import it): nothing here imports TensorFlow.
 import dagster as dg
 
 from fraud_assets import notify
-from fraud_assets.assets import iot
+from fraud_assets.assets import demo_data, iot
 from fraud_assets.resources import default_resources
 
 defs = dg.Definitions.merge(
     dg.Definitions(resources=default_resources()),
     notify.defs,
     iot.defs,
+    demo_data.defs,
 )
