@@ -79,6 +79,9 @@ class SensorFleet:
     interval_minutes: int = 5
     seed: int = 7
     faults: FaultRates = field(default_factory=FaultRates)
+    # A sensor faulty for most of its day is broken, not anomalous: faults that
+    # would push a sensor-day past this share are not injected.
+    max_fault_share: float = 0.35
 
     def __post_init__(self) -> None:
         if self.n_sensors < 1:
@@ -226,6 +229,8 @@ def _plan_faults(fleet: SensorFleet, rng: np.random.Generator) -> list[_Fault]:
             )
             # A one-slot margin keeps events apart, and the first slot of a stuck run
             # has a real predecessor to repeat.
+            if taken.sum() + length > fleet.max_fault_share * n:
+                continue
             for _attempt in range(20):
                 start = int(rng.integers(1, n - length))
                 if not taken[max(0, start - 1) : start + length + 1].any():
