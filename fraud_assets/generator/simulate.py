@@ -55,7 +55,9 @@ class GeneratedData:
 
     transactions: pl.DataFrame  # crypto_transactions columns, sorted by timestamp
     labels: pl.DataFrame  # transaction_labels columns
-    incidents: pl.DataFrame  # transaction_id, fraud_type, incident: every fraud row's case
+    # Every fraud row's case: transaction_id, fraud_type, incident, and incident_rows, the
+    # size of the whole incident (larger than its rows here when the range cuts it).
+    incidents: pl.DataFrame
 
     def fraud_counts(self) -> dict[str, int]:
         counts = dict.fromkeys(FRAUD_SCENARIOS, 0)
@@ -130,7 +132,7 @@ def generate(config: GeneratorConfig, prior: PriorHistory | None = None) -> Gene
     incident_end = (
         pl.DataFrame({"incident": events.incident[is_fraud], "ts": events.ts[is_fraud]})
         .group_by("incident")
-        .agg(incident_end_s=pl.col("ts").max())
+        .agg(incident_end_s=pl.col("ts").max(), incident_rows=pl.len().cast(pl.Int64))
     )
     events = events.take(np.flatnonzero((events.ts >= config.start_s) & (events.ts < config.end_s)))
     user_ids = pl.Series("user_id", [user_id(i) for i in range(profiles.n)], dtype=pl.String)
@@ -146,7 +148,7 @@ def generate(config: GeneratorConfig, prior: PriorHistory | None = None) -> Gene
     return GeneratedData(
         transactions=frame.select(TRANSACTION_COLUMNS),
         labels=labels,
-        incidents=frame.filter(pl.col("fraud_type") != "").select(
-            "transaction_id", "fraud_type", "incident"
-        ),
+        incidents=frame.filter(pl.col("fraud_type") != "")
+        .select("transaction_id", "fraud_type", "incident")
+        .join(incident_end.select("incident", "incident_rows"), on="incident", how="left"),
     )
