@@ -13,8 +13,8 @@ ALTER TABLE detected_anomalies_ensemble
     ADD COLUMN IF NOT EXISTS autoencoder_risk Float32 AFTER autoencoder_prediction;
 
 ALTER TABLE detected_anomalies_ensemble
-    ADD COLUMN IF NOT EXISTS stage_latency_ms Array(Float32) AFTER model_version
-    COMMENT 'per-transaction ms: [statistical, isolation_forest, autoencoder, total]';
+    ADD COLUMN IF NOT EXISTS stage_latency_ms Array(Float32)
+    COMMENT 'per-transaction ms: [statistical, isolation_forest, autoencoder, total]' AFTER model_version;
 
 CREATE TABLE IF NOT EXISTS quarantined_transactions (
     transaction_id String,
