@@ -16,7 +16,8 @@ import dagster as dg
 
 from fraud_assets import settings
 from fraud_assets.clickhouse import ClickHouseResource
-from fraud_assets.io import ClickHousePandasIOManager, ClickHousePolarsIOManager
+from fraud_assets.io import ClickHousePandasIOManager, ClickHousePolarsIOManager, ModelIOManager
+from fraud_assets.io.intermediate import IntermediateFrameIOManager
 from fraud_assets.notify import notifier_from_env
 
 
@@ -43,10 +44,18 @@ def polars_io_manager() -> ClickHousePolarsIOManager:
     return ClickHousePolarsIOManager(**_clickhouse_io_manager_config())
 
 
+def model_io_manager() -> ModelIOManager:
+    if os.environ.get("FRAUD_MODEL_DIR"):
+        return ModelIOManager(root=dg.EnvVar("FRAUD_MODEL_DIR"))
+    return ModelIOManager()
+
+
 def default_resources() -> dict[str, Any]:
     return {
         "clickhouse": clickhouse_resource(),
         "notifier": notifier_from_env(),
         "clickhouse_io_manager": clickhouse_io_manager(),
         "polars_io_manager": polars_io_manager(),
+        "model_io_manager": model_io_manager(),
+        "intermediate_io_manager": IntermediateFrameIOManager(),
     }

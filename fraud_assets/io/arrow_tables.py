@@ -69,6 +69,7 @@ _READ_SETTINGS = (
     "output_format_arrow_fixed_string_as_fixed_byte_array = 0"
 )
 _INSERT_SETTINGS = {"input_format_null_as_default": 0}
+INSERT_BATCH_ROWS = 131_072
 
 
 class TableSchemaError(ValueError):
@@ -347,9 +348,10 @@ def _rows_outside_window(column: pa.ChunkedArray, start: datetime, end: datetime
 
 
 def _ipc_payload(frame: pa.Table) -> pa.Buffer:
+    """An Arrow IPC stream in record batches ClickHouse parses in parallel."""
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, frame.schema) as writer:
-        writer.write_table(frame)
+    with pa.ipc.new_stream(sink, frame.schema) as writer:
+        writer.write_table(frame, max_chunksize=INSERT_BATCH_ROWS)
     return sink.getvalue()
 
 
@@ -361,7 +363,7 @@ def _insert(client: Client, qualified: str, frame: pa.Table) -> None:
         column_names=frame.column_names,
         insert_block=pa.BufferReader(_ipc_payload(frame)),
         settings=_INSERT_SETTINGS,
-        fmt="Arrow",
+        fmt="ArrowStream",
     )
 
 
@@ -517,10 +519,10 @@ def read_slice(client: Client, table_slice: TableSlice) -> tuple[pa.Table, Table
     if slices.is_partitioned(table_slice):
         check_no_incomplete_write(client, table_slice)
     query = slices.select_statement(table_slice, info.names)
-    payload = client.raw_query(f"{query} SETTINGS {_READ_SETTINGS} FORMAT Arrow")
+    payload = client.raw_query(f"{query} SETTINGS {_READ_SETTINGS} FORMAT ArrowStream")
     if not payload:
         return _empty_table(columns), info
-    table = pa.ipc.open_file(pa.py_buffer(payload)).read_all()
+    table = pa.ipc.open_stream(pa.py_buffer(payload)).read_all()
     return _normalise(table, columns), info
 
 

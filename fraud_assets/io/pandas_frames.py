@@ -84,11 +84,17 @@ class ClickHousePandasTypeHandler(ArrowFrameTypeHandler[pd.DataFrame]):
 
 
 class ClickHousePandasIOManager(ClickHouseIOManager):
-    """pandas DataFrames ↔ ClickHouse tables (see ``ClickHouseIOManager``)."""
+    """pandas DataFrames ↔ ClickHouse tables (see ``ClickHouseIOManager``).
+
+    Inputs annotated as polars frames are loaded as polars: both libraries
+    share the table layout.
+    """
 
     @staticmethod
-    def type_handlers() -> Sequence[ClickHousePandasTypeHandler]:
-        return [ClickHousePandasTypeHandler()]
+    def type_handlers() -> Sequence[ArrowFrameTypeHandler]:
+        from fraud_assets.io.polars_frames import ClickHousePolarsTypeHandler
+
+        return [ClickHousePandasTypeHandler(), ClickHousePolarsTypeHandler()]
 
     @staticmethod
     def default_load_type() -> type | None:

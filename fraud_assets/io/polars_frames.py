@@ -33,11 +33,17 @@ class ClickHousePolarsTypeHandler(ArrowFrameTypeHandler[pl.DataFrame | pl.LazyFr
 
 
 class ClickHousePolarsIOManager(ClickHouseIOManager):
-    """polars DataFrames ↔ ClickHouse tables (see ``ClickHouseIOManager``)."""
+    """polars DataFrames ↔ ClickHouse tables (see ``ClickHouseIOManager``).
+
+    Inputs annotated as pandas frames are loaded as pandas: both libraries
+    share the table layout.
+    """
 
     @staticmethod
-    def type_handlers() -> Sequence[ClickHousePolarsTypeHandler]:
-        return [ClickHousePolarsTypeHandler()]
+    def type_handlers() -> Sequence[ArrowFrameTypeHandler]:
+        from fraud_assets.io.pandas_frames import ClickHousePandasTypeHandler
+
+        return [ClickHousePolarsTypeHandler(), ClickHousePandasTypeHandler()]
 
     @staticmethod
     def default_load_type() -> type | None:
