@@ -9,8 +9,9 @@ what is multivariate and unnamed:
   distance-based model can see it (the values are ordinary).
 * ``dropout``: missing reporting slots, i.e. a gap in a sensor's timestamps.
   Missing rows have no feature vector to score.
-* ``spike``: the residual from a centred rolling median, in robust (MAD)
-  z-units per sensor and metric. The median ignores the daily cycle and steps,
+* ``spike``: the residual from a centred rolling median, in units of the
+  sensor's noise σ (estimated from first differences, so the daily cycle does
+  not inflate it). The median ignores the daily cycle and steps,
   so a one- or two-reading excursion stands out even when its value is
   ordinary for the day (10 °C above the night minimum is still an afternoon value).
 * ``drift``: a sensor leaving the fleet consensus. Co-located sensors see the
@@ -75,6 +76,10 @@ class DetectionParams:
 
 def _sorted(readings: pd.DataFrame) -> pd.DataFrame:
     return readings.sort_values(["sensor_id", "timestamp"], kind="stable").reset_index(drop=True)
+
+
+def _key(frame: pd.DataFrame) -> pd.MultiIndex:
+    return pd.MultiIndex.from_frame(frame[["timestamp", "sensor_id"]])
 
 
 def _rows(
@@ -264,10 +269,6 @@ def _consensus(wide: pd.DataFrame, min_sensors: int, floor: float) -> pd.Series:
         if line is not None and abs(line.b) > 0.2:
             aligned[sensor] = (wide[sensor] - line.a) / line.b + line.x0
     return aligned.median(axis=1, skipna=True).where(aligned.notna().sum(axis=1) >= min_sensors)
-
-
-def _key(frame: pd.DataFrame) -> pd.MultiIndex:
-    return pd.MultiIndex.from_frame(frame[["timestamp", "sensor_id"]])
 
 
 def detect_drift(
