@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, field
 
 from fraud_assets.clickhouse import ClickHouseResource
-from fraud_assets.clickhouse.client import is_embedded
 from fraud_assets.generator.config import GeneratorConfig
 from fraud_assets.generator.history import read_prior_history, rows_after
 from fraud_assets.generator.simulate import GeneratedData, generate
@@ -53,11 +52,10 @@ def generate_into_clickhouse(
     began = time.perf_counter()
     data = generate(config, prior)
     generated = time.perf_counter()
-    embedded = is_embedded(clickhouse.dsn)
     with clickhouse.get_client() as client:
         delete_range(client, config.start_s, config.end_s)
-        insert_frame(client, "crypto_transactions", data.transactions, embedded)
-        insert_frame(client, "transaction_labels", data.labels, embedded)
+        insert_frame(client, "crypto_transactions", data.transactions)
+        insert_frame(client, "transaction_labels", data.labels)
     written = time.perf_counter()
     return LoadSummary(
         rows=data.transactions.height,

@@ -5,20 +5,18 @@ labels) are deleted before the new rows are inserted. With the same seed,
 users and fraud settings the rows are identical, so later ranges generated
 from them stay consistent.
 
-The embedded engine loads Parquet from a local file several times faster than
-it takes Arrow through the client (about 1M rows/s against 0.2M rows/s); a
-server gets Arrow over HTTP.
+Rows travel as one Arrow IPC stream (``INSERT … FORMAT ArrowStream``), the
+same for the embedded engine and a server; on chdb this is as fast as loading
+a Parquet file and several times faster than the client's ``insert_arrow``.
 """
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import polars as pl
+import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
-from fraud_assets.clickhouse.client import quote_identifier
+_BATCH_ROWS = 131_072  # record batches the server parses in parallel
 
 _DELETE_LABELS = """
 DELETE FROM transaction_labels
@@ -43,19 +41,25 @@ def delete_range(client: Client, start_s: int, end_s: int) -> None:
     client.command(_DELETE_TRANSACTIONS, parameters=at, settings=sync)
 
 
-def insert_frame(client: Client, table: str, frame: pl.DataFrame, embedded: bool) -> None:
-    """Insert ``frame`` (columns named as the table's) into ``table``."""
+def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Strings in the plain Arrow layout every ClickHouse version reads."""
+    if pa.types.is_large_string(column.type) or pa.types.is_string_view(column.type):
+        return column.cast(pa.string())
+    return column
+
+
+def insert_frame(client: Client, table: str, frame: pl.DataFrame) -> None:
+    """Insert ``frame`` (columns named as the table's) into ``table`` as one Arrow stream."""
     if frame.is_empty():
         return
-    if not embedded:
-        client.insert_arrow(table, frame.to_arrow())
-        return
-    columns = ", ".join(quote_identifier(c) for c in frame.columns)
-    with tempfile.TemporaryDirectory(prefix="fraud_generator_") as folder:
-        path = Path(folder, f"{table}.parquet").resolve()
-        frame.write_parquet(path, compression="lz4", statistics=False)
-        literal = str(path).replace("\\", "\\\\").replace("'", "\\'")
-        client.command(
-            f"INSERT INTO {quote_identifier(table)} ({columns}) "  # noqa: S608 - identifiers quoted
-            f"SELECT {columns} FROM file('{literal}', Parquet)"
-        )
+    arrow = frame.to_arrow()
+    arrow = pa.table([_plain(c) for c in arrow.columns], names=arrow.column_names)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, arrow.schema) as writer:
+        writer.write_table(arrow, max_chunksize=_BATCH_ROWS)
+    client.raw_insert(
+        table,
+        column_names=arrow.column_names,
+        insert_block=pa.BufferReader(sink.getvalue()),
+        fmt="ArrowStream",
+    )
