@@ -188,6 +188,24 @@ def test_minutes_since_last_transaction():
     assert f["b"]["log_minutes_since_last_tx"] == pytest.approx(math.log(2.0))
 
 
+def test_previous_transaction_among_summarised_history():
+    history = [
+        tx("h1", timedelta(days=-10), country="DE", amount=200.0),
+        tx("h2", timedelta(days=-7), country="DE", amount=200.0, kind="withdraw"),
+        tx("h3", timedelta(days=-5), country="US", amount=800.0),
+    ]
+    f = features_of([tx("a", timedelta(0), country="GB", amount=1200.0)], history)
+    assert f["a"]["minutes_since_last_tx"] == 5 * 24 * 60
+    assert f["a"]["country_changed"] == 1  # US → GB
+    assert f["a"]["is_new_country_for_user"] == 1
+    assert f["a"]["user_tx_count_30d"] == 3
+    assert f["a"]["amount_to_user_avg"] == pytest.approx(3.0)
+    assert f["a"]["user_same_type_share_30d"] == pytest.approx(2 / 3)
+    assert f["a"]["tx_count_24h"] == 1
+    de = features_of([tx("b", timedelta(0), country="DE")], history)
+    assert de["b"]["is_new_country_for_user"] == 0
+
+
 def test_country_change_and_new_country():
     countries = ["US", "US", "DE", "DE", "US"]
     rows = [tx(f"t{i}", timedelta(hours=i), country=c) for i, c in enumerate(countries)]
@@ -311,6 +329,20 @@ def test_relabelled_transaction_counts_from_its_latest_label():
     assert f["b"]["user_fraud_labels_7d"] == 0
 
 
+def test_same_second_transactions_are_ordered_by_transaction_id():
+    rows = [
+        tx("b", timedelta(seconds=30), country="DE"),
+        tx("a", timedelta(seconds=30), country="US"),
+        tx("c", timedelta(0), country="US"),
+    ]
+    for ordering in (rows, rows[::-1]):
+        f = features_of(ordering)
+        assert [f[t]["tx_count_5m"] for t in "cab"] == [1, 2, 3]
+        assert f["a"]["minutes_since_last_tx"] == 0.5
+        assert f["b"]["minutes_since_last_tx"] == 0.0
+        assert f["b"]["country_changed"] == 1 and f["a"]["country_changed"] == 0
+
+
 # ----------------------------------------------------------------- whole-frame properties
 
 
@@ -365,6 +397,87 @@ def test_partition_edge_identity_hour_versus_thirty_day_window():
         # history overlapping the window (or holding it all) changes nothing
         overlapping = extract_features(hour, data, labels)
         assert overlapping.sort("transaction_id").equals(expected.sort("transaction_id"))
+
+
+def _reference_features(
+    data: pl.DataFrame, labels: pl.DataFrame, since: datetime
+) -> dict[str, dict]:
+    """A few features straight from their catalog definitions, one row at a time."""
+    rows = sorted(data.iter_rows(named=True), key=lambda r: (r["timestamp"], r["transaction_id"]))
+    fraud = [r for r in labels.iter_rows(named=True) if r["is_fraud"] == 1]
+    out = {}
+    for i, row in enumerate(rows):
+        t = row["timestamp"]
+        if t < since:
+            continue
+        start = t.replace(minute=0, second=0, microsecond=0) - timedelta(days=30)
+        earlier = [r for r in rows[:i] if r["timestamp"] >= start]
+        mine = [r for r in earlier if r["user_id"] == row["user_id"]]
+        upto = [*[r for r in rows[:i] if r["user_id"] == row["user_id"]], row]
+        wallet = [r for r in earlier if r["wallet_address"] == row["wallet_address"]]
+        out[row["transaction_id"]] = {
+            "tx_count_5m": sum(r["timestamp"] > t - timedelta(minutes=5) for r in upto),
+            "tx_count_1h": sum(r["timestamp"] > t - timedelta(hours=1) for r in upto),
+            "tx_count_24h": sum(r["timestamp"] > t - timedelta(hours=24) for r in upto),
+            "user_tx_count_30d": len(mine),
+            "amount_to_user_avg": (
+                row["amount"] / max(sum(r["amount"] for r in mine) / len(mine), 0.01)
+                if mine
+                else 1.0
+            ),
+            "minutes_since_last_tx": (
+                (t - mine[-1]["timestamp"]).total_seconds() / 60 if mine else NO_PREVIOUS_TX_MINUTES
+            ),
+            "country_changed": int(bool(mine) and mine[-1]["ip_country"] != row["ip_country"]),
+            "is_new_country_for_user": int(all(r["ip_country"] != row["ip_country"] for r in mine)),
+            "is_new_device_for_user": int(
+                all(r["device_type"] != row["device_type"] for r in mine)
+            ),
+            "is_new_wallet_for_user": int(
+                all(r["wallet_address"] != row["wallet_address"] for r in mine)
+            ),
+            "wallet_tx_count_30d": len(wallet),
+            "wallet_other_users_tx_30d": sum(r["user_id"] != row["user_id"] for r in wallet),
+            "user_fraud_labels_30d": sum(
+                start <= lab["labeled_at"] < t and lab["user_id"] == row["user_id"] for lab in fraud
+            ),
+            "wallet_fraud_labels_7d": sum(
+                start + timedelta(days=23) <= lab["labeled_at"] < t
+                and lab["wallet_address"] == row["wallet_address"]
+                for lab in fraud
+            ),
+        }
+    return out
+
+
+def test_matches_a_row_by_row_reference_including_summarised_history():
+    """Old history is summarised internally; the values still follow the definitions."""
+    window_start = datetime(2025, 3, 1, tzinfo=UTC)
+    data = pl.concat(
+        [
+            random_transactions(
+                1200, 12, window_start - timedelta(days=33), timedelta(days=33), 21
+            ),
+            random_transactions(250, 12, window_start, timedelta(hours=6), seed=22),
+        ]
+    ).with_columns(  # same-second pairs and round amounts
+        timestamp=pl.col("timestamp").dt.truncate("2m"), amount=pl.col("amount").round(0)
+    )
+    labels = data.sample(60, seed=4).select(
+        "transaction_id",
+        "user_id",
+        "wallet_address",
+        is_fraud=pl.lit(1, pl.UInt8),
+        labeled_at=pl.col("timestamp") + pl.duration(hours=5),
+    )
+    in_window = pl.col("timestamp") >= window_start
+    computed = extract_features(data.filter(in_window), data.filter(~in_window), labels)
+    reference = _reference_features(data, labels, window_start)
+    assert computed.height == 250
+    for row in computed.iter_rows(named=True):
+        expected = reference[row["transaction_id"]]
+        for name, value in expected.items():
+            assert row[name] == pytest.approx(value, rel=1e-6), (row["transaction_id"], name)
 
 
 def test_empty_inputs():

@@ -46,8 +46,9 @@ _USER = {
     "log_user_avg_amount_30d": "log(1 + the user's average amount over the 30-day history); 0 without history.",
     "user_log_amount_std_30d": "Standard deviation of log(1 + amount) over the 30-day history; 0 with "
     "fewer than 2 history transactions.",
-    "user_same_hour_share_30d": "Share of the user's history transactions made in the same UTC hour "
-    "of day as this one; 0 without history.",
+    "user_hour_affinity_30d": "Mean cosine similarity between this transaction's UTC hour and the "
+    "hours of the user's history transactions on the 24-hour clock: 1 when the user always "
+    "transacts at this hour, −1 when always 12 hours apart; 0 without history.",
     "user_same_type_share_30d": "Share of the user's history transactions of the same transaction "
     "type as this one; 0 without history.",
     "log_user_account_age_days": "log(1 + user_account_age_days) from the source row (negatives as 0).",

@@ -34,6 +34,22 @@ PROFILE_COLUMNS: dict[str, tuple[pl.DataType, object]] = {
 # History rows need only the required columns: everything a look-back reads.
 HISTORY_COLUMNS: tuple[str, ...] = tuple(REQUIRED_COLUMNS)
 
+# Additive per-row quantities every look-back sums (see compaction.py). A
+# history row that carries them (non-null ``agg_rows``) is a summary of several
+# transactions; a row without them is one transaction.
+AGGREGATE_COLUMNS: tuple[str, ...] = (
+    "agg_rows",
+    "agg_cents",
+    "agg_log_q",
+    "agg_log_q2",
+    "agg_hour_cos",
+    "agg_hour_sin",
+    "agg_type_buy",
+    "agg_type_sell",
+    "agg_type_withdraw",
+    "agg_type_deposit",
+)
+
 LABEL_COLUMNS: dict[str, pl.DataType] = {
     "transaction_id": pl.String(),
     "is_fraud": pl.Int8(),
@@ -86,13 +102,15 @@ def normalise_transactions(frame: pl.DataFrame, *, what: str = "transactions") -
 
 
 def normalise_history(frame: pl.DataFrame | None) -> pl.DataFrame:
-    """History rows with the look-back columns; an empty or schema-less frame is fine."""
+    """History rows with the look-back columns and the (nullable) aggregate columns."""
+    schema = {**REQUIRED_COLUMNS, **dict.fromkeys(AGGREGATE_COLUMNS, pl.Int64())}
     if frame is None or frame.width == 0 or frame.height == 0:
-        return pl.DataFrame(schema=REQUIRED_COLUMNS)
+        return pl.DataFrame(schema=schema)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"history lacks required columns {missing}")
     exprs = [_coerce(frame, c, t, _fill_for(t)) for c, t in REQUIRED_COLUMNS.items()]
+    exprs += [_coerce(frame, c, pl.Int64(), None) for c in AGGREGATE_COLUMNS]
     return frame.select(exprs).filter(pl.col("timestamp").is_not_null())
 
 

@@ -28,55 +28,32 @@ from fraud_assets.features.catalog import (
     MIN_ELAPSED_HOURS_FOR_GEO,
     NO_PREVIOUS_TX_MINUTES,
 )
+from fraud_assets.features.compaction import (
+    HOUR_COS,
+    HOUR_SIN,
+    HOUR_VECTOR_QUANTUM,
+    LOG_AMOUNT_QUANTUM,
+    TYPE_AGGREGATES,
+    compact,
+    row_aggregates,
+)
 from fraud_assets.features.frames import (
+    AGGREGATE_COLUMNS,
     HISTORY_COLUMNS,
     normalise_history,
     normalise_labels,
     normalise_transactions,
 )
-from fraud_assets.features.timeline import Timeline
-from fraud_assets.reference import (
-    COUNTRY_LOCATIONS,
-    CURRENCIES,
-    DEVICE_TYPES,
-    TRANSACTION_TYPES,
-)
+from fraud_assets.features.timeline import Timeline, Window
+from fraud_assets.reference import COUNTRY_LOCATIONS, CURRENCIES, DEVICE_TYPES, TRANSACTION_TYPES
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 LOOKBACK_MS = LOOKBACK_DAYS * DAY_MS
 LABEL_SHORT_WINDOW_MS = 7 * DAY_MS
-LOG_AMOUNT_QUANTUM = 10_000  # log amounts summed as integers of 1e-4
 EARTH_RADIUS_KM = 6371.0088
 FLOAT64_FEATURES = frozenset({"amount"})
-
-
-@dataclass
-class _Rows:
-    """Targets followed by history rows, as numpy arrays, plus the shared time frame."""
-
-    frame: pl.DataFrame
-    n_targets: int
-    time_ms: np.ndarray
-    lookback_start_ms: np.ndarray  # per target
-    global_order: np.ndarray
-    time_origin: int
-    stride: int
-
-    def timeline(self, group: np.ndarray) -> Timeline:
-        return Timeline(
-            group,
-            self.time_ms,
-            self.global_order,
-            np.arange(self.n_targets),
-            self.time_origin,
-            self.stride,
-        )
-
-    @property
-    def target_time_ms(self) -> np.ndarray:
-        return self.time_ms[: self.n_targets]
 
 
 def lookback_start(timestamp: pl.Expr) -> pl.Expr:
@@ -90,19 +67,22 @@ def extract_features(
     """One row per input transaction, in input order: keys and every feature column.
 
     ``history`` may overlap ``transactions`` or be empty; only its rows inside
-    a transaction's look-back matter. ``labels`` are ``transaction_labels`` rows.
+    a transaction's look-back matter. It may also hold summary rows (non-null
+    ``agg_*`` columns, see ``compaction.py``), as ``load_feature_inputs``
+    returns. ``labels`` are ``transaction_labels`` rows.
     """
     targets = normalise_transactions(transactions)
     if targets.height == 0:
         return _empty_output()
-    rows = _combine(targets, normalise_history(history))
+    span = _Span.of(targets)
+    rows = _rows(targets, _relevant_history(normalise_history(history), targets, span), span)
     codes = _codes(rows.frame, normalise_labels(labels))
 
     features: dict[str, np.ndarray] = {}
     features.update(_amount_and_encoding_features(targets))
     features.update(_time_based_features(targets))
     features.update(_user_behaviour_features(rows, targets, codes))
-    features.update(_wallet_features(rows, targets, codes))
+    features.update(_wallet_features(rows, codes))
     features.update(_feedback_features(rows, codes))
     return _assemble(targets, features)
 
@@ -110,26 +90,103 @@ def extract_features(
 # ---------------------------------------------------------------- preparation
 
 
-def _combine(targets: pl.DataFrame, history: pl.DataFrame) -> _Rows:
-    starts = targets.select(lookback_start(pl.col("timestamp")).dt.epoch("ms")).to_series()
-    target_ms = targets.get_column("timestamp").dt.epoch("ms").to_numpy()
-    earliest, latest = int(starts.min()), int(target_ms.max())
-    # Rows outside every look-back, or later than every target, can never matter.
-    history = history.filter(pl.col("timestamp").dt.epoch("ms").is_between(earliest, latest)).join(
-        targets.select("transaction_id").unique(), on="transaction_id", how="anti"
+@dataclass(frozen=True)
+class _Span:
+    """The window's times in epoch ms: look-back starts per transaction and the extremes."""
+
+    lookback_start_ms: np.ndarray
+    earliest_lookback_ms: int
+    latest_lookback_ms: int
+    first_ms: int
+    last_ms: int
+
+    @classmethod
+    def of(cls, targets: pl.DataFrame) -> _Span:
+        starts = targets.select(lookback_start(pl.col("timestamp")).dt.epoch("ms")).to_series()
+        times = targets.get_column("timestamp").dt.epoch("ms")
+        return cls(
+            lookback_start_ms=starts.to_numpy(),
+            earliest_lookback_ms=int(starts.min()),
+            latest_lookback_ms=int(starts.max()),
+            first_ms=int(times.min()),
+            last_ms=int(times.max()),
+        )
+
+
+def _relevant_history(history: pl.DataFrame, targets: pl.DataFrame, span: _Span) -> pl.DataFrame:
+    """History inside some look-back, not repeating a target, with old rows summarised."""
+    millis = pl.col("timestamp").dt.epoch("ms")
+    history = history.filter(millis.is_between(span.earliest_lookback_ms, span.last_ms))
+    # Only rows at or after the first target can be one of the targets.
+    may_repeat = (millis >= span.first_ms) & pl.col("agg_rows").is_null()
+    overlap = history.filter(may_repeat)
+    if overlap.height:
+        overlap = overlap.join(
+            targets.select("transaction_id").unique(), on="transaction_id", how="anti"
+        )
+        history = pl.concat([history.filter(~may_repeat), overlap], how="vertical")
+    return compact(history, span.latest_lookback_ms, span.first_ms - DAY_MS)
+
+
+@dataclass
+class _Rows:
+    """Targets (first ``n_targets`` rows), then history rows, as numpy arrays."""
+
+    frame: pl.DataFrame
+    n_targets: int
+    time_ms: np.ndarray
+    time_us: np.ndarray
+    is_summary: np.ndarray
+    span: _Span
+    time_order: np.ndarray
+    time_origin: int
+    stride: int
+
+    def timeline(self, group: np.ndarray) -> Timeline:
+        return Timeline(
+            group,
+            self.time_ms,
+            self.time_us,
+            self.time_order,
+            self.frame.get_column("transaction_id"),
+            self.n_targets,
+            self.time_origin,
+            self.stride,
+        )
+
+    def column(self, name: str) -> np.ndarray:
+        return self.frame.get_column(name).to_numpy()
+
+    @property
+    def target_time_ms(self) -> np.ndarray:
+        return self.time_ms[: self.n_targets]
+
+
+def _rows(targets: pl.DataFrame, history: pl.DataFrame, span: _Span) -> _Rows:
+    is_summary = pl.col("agg_rows").is_not_null()
+    frame = pl.concat(
+        [
+            targets.select(HISTORY_COLUMNS).with_columns(row_aggregates()),
+            history.filter(~is_summary).drop(AGGREGATE_COLUMNS).with_columns(row_aggregates()),
+            history.filter(is_summary),
+        ],
+        how="vertical",
     )
-    frame = pl.concat([targets.select(HISTORY_COLUMNS), history], how="vertical")
-    order = frame.select(
-        pl.arg_sort_by(["timestamp", "transaction_id"], maintain_order=True)
-    ).to_series()
+    n_summaries = history.select(is_summary.sum()).item()
+    summary_flags = np.zeros(frame.height, dtype=bool)
+    if n_summaries:
+        summary_flags[-n_summaries:] = True
+    order = frame.select(pl.arg_sort_by("timestamp", maintain_order=True)).to_series()
     return _Rows(
         frame=frame,
         n_targets=targets.height,
         time_ms=frame.get_column("timestamp").dt.epoch("ms").to_numpy(),
-        lookback_start_ms=starts.to_numpy(),
-        global_order=order.to_numpy().astype(np.int64),
-        time_origin=earliest,
-        stride=latest - earliest + 1,
+        time_us=frame.get_column("timestamp").dt.epoch("us").to_numpy(),
+        is_summary=summary_flags,
+        span=span,
+        time_order=order.to_numpy().astype(np.int64),
+        time_origin=span.earliest_lookback_ms,
+        stride=span.last_ms - span.earliest_lookback_ms + 1,
     )
 
 
@@ -142,14 +199,15 @@ class _Codes:
     has_wallet: np.ndarray
     country: np.ndarray
     device: np.ndarray
-    tx_type: np.ndarray
-    hour: np.ndarray
-    fraud_labels: pl.DataFrame  # user_code, wallet_code, labeled_ms (confirmed fraud only)
+    fraud_labels: pl.DataFrame  # user_code, wallet_code, has_wallet, labeled_ms
 
 
 def _dense(values: pl.Series) -> np.ndarray:
-    physical = values.cast(pl.Categorical).to_physical()
-    return physical.rank("dense").cast(pl.Int64).to_numpy() - 1
+    """Small non-negative integer codes, equal exactly for equal values."""
+    codes = values.cast(pl.Categorical).to_physical()
+    if codes.len() and codes.max() >= codes.len():  # categories shared with other frames
+        codes = codes.rank("dense") - 1
+    return codes.cast(pl.Int64).to_numpy()
 
 
 def _codes(frame: pl.DataFrame, labels: pl.DataFrame) -> _Codes:
@@ -159,7 +217,6 @@ def _codes(frame: pl.DataFrame, labels: pl.DataFrame) -> _Codes:
     wallets = _dense(
         pl.concat([frame.get_column("wallet_address"), fraud.get_column("wallet_address")])
     )
-    wallet_address = frame.get_column("wallet_address")
     fraud_codes = pl.DataFrame(
         {
             "user_code": users[n:],
@@ -171,11 +228,9 @@ def _codes(frame: pl.DataFrame, labels: pl.DataFrame) -> _Codes:
     return _Codes(
         user=users[:n],
         wallet=wallets[:n],
-        has_wallet=(wallet_address != "").to_numpy(),
+        has_wallet=(frame.get_column("wallet_address") != "").to_numpy(),
         country=_dense(frame.get_column("ip_country")),
         device=_dense(frame.get_column("device_type")),
-        tx_type=_dense(frame.get_column("transaction_type")),
-        hour=frame.get_column("timestamp").dt.hour().cast(pl.Int64).to_numpy(),
         fraud_labels=fraud_codes,
     )
 
@@ -281,32 +336,30 @@ def _safe_divide(numerator: np.ndarray, denominator: np.ndarray, fill: float) ->
 
 def _user_behaviour_features(rows: _Rows, targets: pl.DataFrame, codes: _Codes) -> dict:
     """Velocity, amount against the user's own history, and country/device changes."""
+    n = rows.n_targets
     t = rows.target_time_ms
-    start = rows.lookback_start_ms
-    amount = rows.frame.get_column("amount").to_numpy()
-    cents = np.rint(np.clip(amount, 0, None) * 100).astype(np.int64)
-    log_q = np.rint(np.log1p(np.clip(amount, 0, None)) * LOG_AMOUNT_QUANTUM).astype(np.int64)
-    is_withdraw = (rows.frame.get_column("transaction_type") == "withdraw").to_numpy()
+    start = rows.span.lookback_start_ms
 
     user = rows.timeline(codes.user)
     w5m = user.window(t - 5 * MINUTE_MS, inclusive_start=False, include_self=True)
     w1h = user.window(t - HOUR_MS, inclusive_start=False, include_self=True)
     w24h = user.window(t - DAY_MS, inclusive_start=False, include_self=True)
     w30d = user.window(start, inclusive_start=True, include_self=False)
-    cents_prefix = user.prefix(cents)
 
-    def back(values: np.ndarray) -> np.ndarray:
-        return user.to_targets(values)
+    prefixes = {name: user.prefix(rows.column(name)) for name in AGGREGATE_COLUMNS}
 
-    count_30d = back(w30d.count).astype(np.float64)
-    sum_30d = back(user.window_sum(cents_prefix, w30d)) / 100.0
-    sum_q = back(user.window_sum(user.prefix(log_q), w30d)).astype(np.float64)
-    sum_q2 = back(user.window_sum(user.prefix(log_q * log_q), w30d)).astype(np.float64)
-    sum_1h = back(user.window_sum(cents_prefix, w1h)) / 100.0
-    sum_24h = back(user.window_sum(cents_prefix, w24h)) / 100.0
-    tx_1h = back(w1h.count).astype(np.float64)
+    def total(name: str, window: Window) -> np.ndarray:
+        return user.to_targets(user.window_sum(prefixes[name], window)).astype(np.float64)
 
-    amount_t = amount[: rows.n_targets]
+    count_30d = total("agg_rows", w30d)
+    sum_30d = total("agg_cents", w30d) / 100.0
+    sum_q = total("agg_log_q", w30d)
+    sum_q2 = total("agg_log_q2", w30d)
+    sum_1h = total("agg_cents", w1h) / 100.0
+    sum_24h = total("agg_cents", w24h) / 100.0
+    tx_1h = total("agg_rows", w1h)
+
+    amount_t = targets.get_column("amount").to_numpy()
     log_amount_t = np.log1p(np.clip(amount_t, 0, None))
     avg_30d = _safe_divide(sum_30d, count_30d, 0.0)
     mean_log = _safe_divide(sum_q, count_30d, 0.0) / LOG_AMOUNT_QUANTUM
@@ -316,17 +369,31 @@ def _user_behaviour_features(rows: _Rows, targets: pl.DataFrame, codes: _Codes) 
         count_30d >= 2, np.clip((log_amount_t - mean_log) / np.maximum(std_log, 0.1), -50, 50), 0.0
     )
 
-    previous = back(user.previous_row(w30d))
-    has_previous = previous >= 0
-    previous_safe = np.where(has_previous, previous, 0)
+    # Same type: the history count of this transaction's own type (0 for an unknown type).
+    type_totals = np.stack([total(c, w30d) for c in TYPE_AGGREGATES.values()] + [np.zeros(n)])
+    type_index = (
+        targets.get_column("transaction_type")
+        .replace_strict(list(TYPE_AGGREGATES), list(range(4)), default=4, return_dtype=pl.Int64)
+        .to_numpy()
+    )
+    same_type = type_totals[type_index, np.arange(n)]
+    hour = targets.get_column("timestamp").dt.hour().cast(pl.Int64).to_numpy()
+    hour_similarity = (
+        np.asarray(HOUR_COS, dtype=np.float64)[hour] * total("agg_hour_cos", w30d)
+        + np.asarray(HOUR_SIN, dtype=np.float64)[hour] * total("agg_hour_sin", w30d)
+    ) / float(HOUR_VECTOR_QUANTUM) ** 2
+
+    previous = user.to_targets(user.previous_row(w30d))
+    previous_safe = np.where(previous >= 0, previous, 0)
+    has_previous = (previous >= 0) & ~rows.is_summary[previous_safe]
     elapsed_ms = np.where(has_previous, t - rows.time_ms[previous_safe], 0)
     minutes = np.where(
         has_previous,
         np.minimum(elapsed_ms / MINUTE_MS, NO_PREVIOUS_TX_MINUTES),
         NO_PREVIOUS_TX_MINUTES,
     )
-    country_t = codes.country[: rows.n_targets]
-    device_t = codes.device[: rows.n_targets]
+    country_t = codes.country[:n]
+    device_t = codes.device[:n]
     country_changed = has_previous & (codes.country[previous_safe] != country_t)
     device_changed = has_previous & (codes.device[previous_safe] != device_t)
     distance = _country_distance_km(rows.frame.get_column("ip_country"), previous_safe)
@@ -334,22 +401,15 @@ def _user_behaviour_features(rows: _Rows, targets: pl.DataFrame, codes: _Codes) 
     hours = np.maximum(elapsed_ms / HOUR_MS, MIN_ELAPSED_HOURS_FOR_GEO)
     velocity = np.minimum(distance / hours, GEO_VELOCITY_CAP_KMH)
 
-    country_changes = user.pairs_sum(
-        user.prefix_sorted(user.changes_from_predecessor(codes.country)), w24h
-    )
-    device_changes = user.pairs_sum(
-        user.prefix_sorted(user.changes_from_predecessor(codes.device)), w24h
-    )
+    def changes_24h(values: np.ndarray) -> np.ndarray:
+        flags = user.prefix_sorted(user.changes_from_predecessor(values))
+        return user.to_targets(user.pairs_sum(flags, w24h)).astype(np.float64)
 
     def prior_in_group(minor: np.ndarray) -> np.ndarray:
         timeline = rows.timeline(_combine_codes(codes.user, minor))
         window = timeline.window(start, inclusive_start=True, include_self=False)
-        return timeline.to_targets(window.count).astype(np.float64)
-
-    same_country = prior_in_group(codes.country)
-    same_device = prior_in_group(codes.device)
-    same_hour = prior_in_group(codes.hour)
-    same_type = prior_in_group(codes.tx_type)
+        weights = timeline.prefix(rows.column("agg_rows"))
+        return timeline.to_targets(timeline.window_sum(weights, window)).astype(np.float64)
 
     return {
         "amount_to_user_avg": np.where(count_30d > 0, amount_t / np.maximum(avg_30d, 0.01), 1.0),
@@ -359,27 +419,25 @@ def _user_behaviour_features(rows: _Rows, targets: pl.DataFrame, codes: _Codes) 
         "user_has_history": (count_30d > 0).astype(np.float64),
         "log_user_avg_amount_30d": np.log1p(avg_30d),
         "user_log_amount_std_30d": std_log,
-        "user_same_hour_share_30d": _safe_divide(same_hour, count_30d, 0.0),
+        "user_hour_affinity_30d": _safe_divide(hour_similarity, count_30d, 0.0),
         "user_same_type_share_30d": _safe_divide(same_type, count_30d, 0.0),
-        "tx_count_5m": back(w5m.count).astype(np.float64),
+        "tx_count_5m": total("agg_rows", w5m),
         "tx_count_1h": tx_1h,
-        "tx_count_24h": back(w24h.count).astype(np.float64),
+        "tx_count_24h": total("agg_rows", w24h),
         "log_amount_sum_1h": np.log1p(sum_1h),
         "log_amount_sum_24h": np.log1p(sum_24h),
-        "withdraw_count_24h": back(
-            user.window_sum(user.prefix(is_withdraw.astype(np.int64)), w24h)
-        ).astype(np.float64),
+        "withdraw_count_24h": total("agg_type_withdraw", w24h),
         "velocity_1h_vs_30d": tx_1h / (count_30d / (LOOKBACK_DAYS * 24) + 1.0),
         "minutes_since_last_tx": minutes,
         "log_minutes_since_last_tx": np.log1p(minutes),
-        "country_changes_24h": back(country_changes).astype(np.float64),
-        "device_changes_24h": back(device_changes).astype(np.float64),
+        "country_changes_24h": changes_24h(codes.country),
+        "device_changes_24h": changes_24h(codes.device),
         "country_changed": country_changed.astype(np.float64),
-        "is_new_country_for_user": (same_country == 0).astype(np.float64),
+        "is_new_country_for_user": (prior_in_group(codes.country) == 0).astype(np.float64),
         "geo_distance_km": distance,
         "geo_velocity_kmh": velocity,
         "device_changed": device_changed.astype(np.float64),
-        "is_new_device_for_user": (same_device == 0).astype(np.float64),
+        "is_new_device_for_user": (prior_in_group(codes.device) == 0).astype(np.float64),
     }
 
 
@@ -402,24 +460,26 @@ def _country_distance_km(countries: pl.Series, previous_rows: np.ndarray) -> np.
     return np.nan_to_num(distance, nan=0.0)
 
 
-def _wallet_features(rows: _Rows, targets: pl.DataFrame, codes: _Codes) -> dict:
+def _wallet_features(rows: _Rows, codes: _Codes) -> dict:
     """Counterparty-wallet activity across all users, and the user's own use of the wallet."""
     t = rows.target_time_ms
-    start = rows.lookback_start_ms
-    amount = rows.frame.get_column("amount").to_numpy()
-    cents = np.rint(np.clip(amount, 0, None) * 100).astype(np.int64)
+    start = rows.span.lookback_start_ms
     has_wallet = codes.has_wallet[: rows.n_targets]
+    weights = rows.column("agg_rows")
 
     wallet = rows.timeline(codes.wallet)
     w24h = wallet.window(t - DAY_MS, inclusive_start=False, include_self=True)
     w30d = wallet.window(start, inclusive_start=True, include_self=False)
-    count_24h = wallet.to_targets(w24h.count).astype(np.float64)
-    sum_24h = wallet.to_targets(wallet.window_sum(wallet.prefix(cents), w24h)) / 100.0
-    count_30d = wallet.to_targets(w30d.count).astype(np.float64)
+    wallet_rows = wallet.prefix(weights)
+    count_24h = wallet.to_targets(wallet.window_sum(wallet_rows, w24h)).astype(np.float64)
+    cents = wallet.prefix(rows.column("agg_cents"))
+    sum_24h = wallet.to_targets(wallet.window_sum(cents, w24h)) / 100.0
+    count_30d = wallet.to_targets(wallet.window_sum(wallet_rows, w30d)).astype(np.float64)
 
     user_wallet = rows.timeline(_combine_codes(codes.user, codes.wallet))
     own = user_wallet.window(start, inclusive_start=True, include_self=False)
-    own_30d = user_wallet.to_targets(own.count).astype(np.float64)
+    own_rows = user_wallet.window_sum(user_wallet.prefix(weights), own)
+    own_30d = user_wallet.to_targets(own_rows).astype(np.float64)
 
     def only_with_wallet(values: np.ndarray) -> np.ndarray:
         return np.where(has_wallet, values, 0.0)
@@ -436,7 +496,7 @@ def _wallet_features(rows: _Rows, targets: pl.DataFrame, codes: _Codes) -> dict:
 def _feedback_features(rows: _Rows, codes: _Codes) -> dict:
     """Confirmed-fraud counts for the user and the wallet, only labels known before the transaction."""
     t = rows.target_time_ms
-    start_30d = rows.lookback_start_ms
+    start_30d = rows.span.lookback_start_ms
     start_7d = start_30d + (LOOKBACK_MS - LABEL_SHORT_WINDOW_MS)
     labels = codes.fraud_labels.filter(
         pl.col("labeled_ms").is_between(rows.time_origin, int(t.max()))

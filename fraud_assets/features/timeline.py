@@ -3,7 +3,8 @@
 A :class:`Timeline` sorts every row by (group, global order) once; a window
 "rows of my group from time s up to me" is then a pair of positions (lo, hi)
 found with one ``searchsorted`` over a composite key ``group · stride + time``.
-Counts are ``hi − lo`` and sums are differences of integer prefix sums.
+Counts and sums are differences of integer prefix sums (counts sum the
+``agg_rows`` weights, since a summary row stands for several transactions).
 
 Sums are taken over integers (cents, quantised logs) on purpose: integer
 prefix-sum differences are exact, so a transaction's window statistics do not
@@ -18,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
 
 @dataclass(frozen=True)
@@ -27,36 +29,40 @@ class Window:
     lo: np.ndarray
     hi: np.ndarray
 
-    @property
-    def count(self) -> np.ndarray:
-        return self.hi - self.lo
-
 
 class Timeline:
-    """Rows grouped by ``group`` and ordered by ``global_order`` within each group.
+    """Rows grouped by ``group``, in (timestamp, transaction_id) order within each group.
 
-    ``global_order`` is a permutation listing the rows in (timestamp,
-    transaction_id) order; ``targets`` are the row indices features are
-    computed for. Every method returns arrays in the order of ``targets``.
-    ``time_origin`` must not exceed any row time or window start, and
-    ``stride`` must exceed every (time − time_origin).
+    ``time_order`` lists the rows by timestamp (ties in any order): ties inside
+    a group, rare, are then put in ``transaction_ids`` order, so the result
+    never depends on how the rows happened to be arranged. The first
+    ``n_targets`` rows are the ones features are computed for; every method
+    returns arrays in their order. ``time_origin`` must not exceed any row time
+    or window start, and ``stride`` must exceed every (time − time_origin).
     """
 
     def __init__(
         self,
         group: np.ndarray,
         time_ms: np.ndarray,
-        global_order: np.ndarray,
-        targets: np.ndarray,
+        time_us: np.ndarray,
+        time_order: np.ndarray,
+        transaction_ids: pl.Series,
+        n_targets: int,
         time_origin: int,
         stride: int,
     ) -> None:
         n = group.shape[0]
         # A stable sort by group of rows already in time order gives (group, time) order.
-        self.order = global_order[np.argsort(group[global_order], kind="stable")]
+        by_group = pl.DataFrame({"group": group[time_order]}).select(
+            pl.arg_sort_by("group", maintain_order=True)
+        )
+        self.order = time_order[by_group.to_series().to_numpy()]
         sorted_group = group[self.order]
         starts_group = np.ones(n, dtype=bool)
         starts_group[1:] = sorted_group[1:] != sorted_group[:-1]
+        _order_ties_by_id(self.order, starts_group, time_us, transaction_ids)
+
         dense_group = np.cumsum(starts_group, dtype=np.int64) - 1
         if n and int(dense_group[-1]) >= np.iinfo(np.int64).max // max(stride, 1):
             raise OverflowError("too many groups for the time span; narrow the input window")
@@ -64,11 +70,9 @@ class Timeline:
         self._key = self._base + time_ms[self.order]
         self._group_start = np.maximum.accumulate(np.where(starts_group, np.arange(n), 0))
 
-        position = np.empty(n, dtype=np.int64)
-        position[self.order] = np.arange(n, dtype=np.int64)
-        target_position = position[targets]
-        self._query_order = np.argsort(target_position, kind="stable")
-        self.position = target_position[self._query_order]
+        # Targets in timeline order, without a sort: the positions holding a target row.
+        self.position = np.flatnonzero(self.order < n_targets)
+        self._query_order = self.order[self.position]
 
     def to_targets(self, values: np.ndarray) -> np.ndarray:
         """Values computed per sorted query → the order of ``targets``."""
@@ -121,3 +125,21 @@ class Timeline:
         out = np.zeros(values_sorted.shape[0] + 1, dtype=np.int64)
         np.cumsum(values_sorted, dtype=np.int64, out=out[1:])
         return out
+
+
+def _order_ties_by_id(
+    order: np.ndarray, starts_group: np.ndarray, time_us: np.ndarray, ids: pl.Series
+) -> None:
+    """Within runs of equal (group, timestamp), reorder ``order`` by transaction id, in place."""
+    sorted_time = time_us[order]
+    tie = np.zeros(order.shape[0], dtype=bool)  # tie[p]: row at p ties with the one at p − 1
+    tie[1:] = (sorted_time[1:] == sorted_time[:-1]) & ~starts_group[1:]
+    if not tie.any():
+        return
+    members = np.flatnonzero(tie | np.append(tie[1:], False))
+    run = np.maximum.accumulate(np.where(tie[members], 0, members))
+    rows = order[members]
+    ranked = pl.DataFrame({"run": run, "id": ids.gather(rows), "row": rows}).sort(
+        ["run", "id"], maintain_order=True
+    )
+    order[members] = ranked.get_column("row").to_numpy()
