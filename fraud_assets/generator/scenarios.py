@@ -79,6 +79,7 @@ POOL_REUSE = 0.2
 VICTIM_STREAM, TRAVEL_STREAM, DORMANT_STREAM, DETAIL_STREAM = 2, 3, 4, 5
 TXID_FRAUD, WALLET_FRAUD, WALLET_POOL, INCIDENT, DORMANT_SLOT = 12, 23, 24, 41, 42
 _OWN, _FRESH, _POOL = 0, 1, 2
+CUSTODY = (_OWN, 0, 0)  # the customer's own exchange wallet, used by buys and sells
 USDT = CURRENCIES.index("USDT")
 BTC = CURRENCIES.index("BTC")
 
@@ -96,6 +97,40 @@ def incident_targets(
 
 
 @dataclass
+class _Incident:
+    """One fraud case being written: who, from where, and its transactions in order."""
+
+    builder: _Builder
+    scenario: int
+    k: int  # the incident's number among the day's incidents of its scenario
+    user: int
+    country: int
+    device: int
+    count: int = 0
+
+    def add(self, ts, cents, currency: int, kind: int, wallet: tuple[int, int, int], spike=0.0):
+        row = {
+            "scenario": self.scenario,
+            "k": self.k,
+            "j": self.count,
+            "user": self.user,
+            "ts": int(ts),
+            "cents": int(cents),
+            "currency": currency,
+            "kind": kind,
+            "country": self.country,
+            "device": self.device,
+            "w_kind": wallet[0],
+            "w_a": wallet[1],
+            "w_b": wallet[2],
+            "spike": spike,
+        }
+        for name, value in row.items():
+            self.builder.columns.setdefault(name, []).append(value)
+        self.count += 1
+
+
+@dataclass
 class _Builder:
     """Collects one day's fraud transactions; hashes ids and wallets in one go at the end."""
 
@@ -103,27 +138,8 @@ class _Builder:
     day: int
     columns: dict[str, list] = field(default_factory=dict)
 
-    def add(
-        self, scenario, k, j, user, ts, cents, currency, kind, country, device, wallet, spike=0.0
-    ):
-        row = {
-            "scenario": scenario,
-            "k": k,
-            "j": j,
-            "user": user,
-            "ts": int(ts),
-            "cents": int(cents),
-            "currency": currency,
-            "kind": kind,
-            "country": country,
-            "device": device,
-            "w_kind": wallet[0],
-            "w_a": wallet[1],
-            "w_b": wallet[2],
-            "spike": spike,
-        }
-        for name, value in row.items():
-            self.columns.setdefault(name, []).append(value)
+    def incident(self, scenario: int, k: int, user: int, country: int, device: int) -> _Incident:
+        return _Incident(self, scenario, k, user, int(country), int(device))
 
     def build(self) -> Events:
         if not self.columns:
@@ -278,57 +294,31 @@ class ScenarioGenerator:
     def _takeover(self, b: _Builder, rng, day: int, k: int, user: int) -> None:
         p = self.p
         own = {p.home[user], p.travel[user]}
-        country = int(rng.choice([c for c in range(len(geography.COUNTRIES)) if c not in own]))
-        devices = [d for d in range(4) if d not in (p.device[user], p.second_device[user])]
-        device = int(rng.choice(devices))
+        country = rng.choice([c for c in range(len(geography.COUNTRIES)) if c not in own])
+        device = rng.choice(
+            [d for d in range(4) if d not in (p.device[user], p.second_device[user])]
+        )
+        case = b.incident(TAKEOVER, k, user, country, device)
         ts = day * DAY_S + int(rng.integers(DAY_S))
         holdings = self._typical_cents(user) * rng.uniform(3, 15)
         currency = self._favourite_currency(user)
-        j = 0
-        if rng.random() < 0.5:
-            b.add(
-                TAKEOVER,
-                k,
-                j,
-                user,
-                ts,
-                holdings * rng.uniform(0.5, 1),
-                currency,
-                SELL,
-                country,
-                device,
-                (_OWN, 0, 0),
-            )
-            currency, j, ts = USDT, 1, ts + int(rng.integers(60, 600))
+        if rng.random() < 0.5:  # sell the holdings first, withdraw stablecoins
+            case.add(ts, holdings * rng.uniform(0.5, 1), currency, SELL, CUSTODY)
+            currency, ts = USDT, ts + int(rng.integers(60, 600))
         wallet = self._attacker_wallet(rng, 0)
         n = int(rng.integers(2, 6))
         shares = rng.dirichlet(np.ones(n) * 2)
-        span = int(rng.integers(10 * 60, 55 * 60))
-        offsets = np.sort(rng.integers(0, span, n))
+        offsets = np.sort(rng.integers(0, int(rng.integers(10 * 60, 55 * 60)), n))
         offsets[0] = 0
         for i in range(n):
-            b.add(
-                TAKEOVER,
-                k,
-                j + i,
-                user,
-                ts + offsets[i],
-                max(holdings * shares[i], 1000),
-                currency,
-                WITHDRAW,
-                country,
-                device,
-                wallet,
-            )
+            case.add(ts + offsets[i], max(holdings * shares[i], 1000), currency, WITHDRAW, wallet)
 
     def _burst(self, b: _Builder, rng, day: int, k: int, user: int) -> None:
         p = self.p
-        device = API if rng.random() < 0.7 else int(p.device[user])
-        country = (
-            self._where(user, day)
-            if rng.random() < 0.5
-            else int(rng.integers(len(geography.COUNTRIES)))
-        )
+        device = API if rng.random() < 0.7 else p.device[user]
+        home = rng.random() < 0.5
+        country = self._where(user, day) if home else rng.integers(len(geography.COUNTRIES))
+        case = b.incident(BURST, k, user, country, device)
         ts = day * DAY_S + int(rng.integers(DAY_S))
         n = int(rng.integers(5, 13))
         gaps = rng.uniform(3, 35, n - 1)
@@ -340,141 +330,61 @@ class ScenarioGenerator:
         for i in range(n):
             cents = max(self._typical_cents(user) * rng.lognormal(-0.5, 0.6), 500)
             if withdrawals:
-                b.add(
-                    BURST,
-                    k,
-                    i,
-                    user,
-                    ts + offsets[i],
-                    cents,
-                    currency,
-                    WITHDRAW,
-                    country,
-                    device,
-                    wallet,
-                )
+                case.add(ts + offsets[i], cents, currency, WITHDRAW, wallet)
             else:
-                kind = BUY if i % 2 == 0 else SELL
-                b.add(
-                    BURST,
-                    k,
-                    i,
-                    user,
-                    ts + offsets[i],
-                    cents,
-                    currency,
-                    kind,
-                    country,
-                    device,
-                    (_OWN, 0, 0),
-                )
+                case.add(ts + offsets[i], cents, currency, BUY if i % 2 == 0 else SELL, CUSTODY)
 
     def _spike(self, b: _Builder, rng, day: int, k: int, user: int) -> None:
-        p = self.p
+        case = b.incident(SPIKE, k, user, self._where(user, day), self.p.device[user])
         ts = self._active_hour_ts(rng, user, day)
-        country, device = self._where(user, day), int(p.device[user])
         wallet = self._attacker_wallet(rng, 0)
         currency = self._favourite_currency(user)
-        n = 2 if rng.random() < 0.2 else 1
-        for i in range(n):
+        for i in range(2 if rng.random() < 0.2 else 1):
             factor = float(rng.uniform(12, 40))
-            cents = self._typical_cents(user) * factor
-            b.add(
-                SPIKE,
-                k,
-                i,
-                user,
-                ts + i * int(rng.integers(300, 1800)),
-                cents,
-                currency,
-                WITHDRAW,
-                country,
-                device,
-                wallet,
-                spike=factor,
-            )
+            at = ts + i * int(rng.integers(300, 1800))
+            cents = self._typical_cents(user) * factor  # settled against the running average
+            case.add(at, cents, currency, WITHDRAW, wallet, spike=factor)
 
     def _structuring(self, b: _Builder, rng, day: int, k: int, user: int) -> None:
-        p = self.p
-        country, device = self._where(user, day), int(p.device[user])
+        case = b.incident(STRUCTURING, k, user, self._where(user, day), self.p.device[user])
         ts = self._active_hour_ts(rng, user, day)
         n = int(rng.integers(4, 11))
-        span = int(rng.integers(2 * 3600, 20 * 3600))
-        offsets = np.sort(rng.integers(0, span, n))
+        offsets = np.sort(rng.integers(0, int(rng.integers(2 * 3600, 20 * 3600)), n))
         offsets -= offsets[0]
         wallets = [self._attacker_wallet(rng, slot) for slot in range(int(rng.integers(1, 4)))]
         currency = USDT if rng.random() < 0.6 else BTC
-        limit_cents = REPORTING_LIMIT_USD * 100
         for i in range(n):
-            cents = limit_cents * rng.uniform(0.86, 0.995)
+            cents = REPORTING_LIMIT_USD * 100 * rng.uniform(0.86, 0.995)
             if rng.random() < 0.5:
-                cents = np.floor(cents / 1000) * 1000  # round tens of dollars
+                cents = np.floor(cents / 1000) * 1000  # whole tens of dollars
             wallet = wallets[int(rng.integers(len(wallets)))]
-            b.add(
-                STRUCTURING,
-                k,
-                i,
-                user,
-                ts + offsets[i],
-                cents,
-                currency,
-                WITHDRAW,
-                country,
-                device,
-                wallet,
-            )
+            case.add(ts + offsets[i], cents, currency, WITHDRAW, wallet)
 
     def _dormant(self, b: _Builder, rng, day: int, k: int, user: int) -> None:
         p = self.p
-        device = int(p.device[user]) if rng.random() < 0.4 else int(rng.integers(4))
-        country = (
-            int(p.home[user]) if rng.random() < 0.6 else int(rng.integers(len(geography.COUNTRIES)))
-        )
+        device = p.device[user] if rng.random() < 0.4 else rng.integers(4)
+        proxy = rng.random() < 0.6  # a residential proxy in the customer's country
+        country = p.home[user] if proxy else rng.integers(len(geography.COUNTRIES))
+        case = b.incident(DORMANT, k, user, country, device)
         ts = day * DAY_S + int(rng.integers(DAY_S))
         holdings = self._typical_cents(user) * rng.uniform(2, 12)
-        currency, j = self._favourite_currency(user), 0
+        currency = self._favourite_currency(user)
         if rng.random() < 0.5:
-            b.add(
-                DORMANT,
-                k,
-                0,
-                user,
-                ts,
-                holdings * rng.uniform(0.6, 1),
-                currency,
-                SELL,
-                country,
-                device,
-                (_OWN, 0, 0),
-            )
-            currency, j, ts = USDT, 1, ts + int(rng.integers(120, 1200))
+            case.add(ts, holdings * rng.uniform(0.6, 1), currency, SELL, CUSTODY)
+            currency, ts = USDT, ts + int(rng.integers(120, 1200))
         wallet = self._attacker_wallet(rng, 0)
         n = int(rng.integers(1, 4))
         shares = rng.dirichlet(np.ones(n) * 2)
         offsets = np.sort(rng.integers(0, 2 * 3600, n))
         offsets -= offsets[0]
         for i in range(n):
-            b.add(
-                DORMANT,
-                k,
-                j + i,
-                user,
-                ts + offsets[i],
-                max(holdings * shares[i], 1000),
-                currency,
-                WITHDRAW,
-                country,
-                device,
-                wallet,
-            )
+            case.add(ts + offsets[i], max(holdings * shares[i], 1000), currency, WITHDRAW, wallet)
 
     def _draining(self, b: _Builder, rng, day: int, k: int, user: int) -> None:
-        p = self.p
-        country, device = self._where(user, day), int(p.device[user])
+        case = b.incident(DRAINING, k, user, self._where(user, day), self.p.device[user])
         ts = day * DAY_S + int(rng.integers(DAY_S))
         n = int(rng.integers(4, 11))
-        span = int(rng.integers(15 * 60, 3 * 3600))
-        offsets = np.sort(rng.integers(0, span, n))
+        offsets = np.sort(rng.integers(0, int(rng.integers(15 * 60, 3 * 3600)), n))
         offsets -= offsets[0]
         n_wallets = int(rng.integers(2, 5))
         slots = np.concatenate([np.arange(n_wallets), rng.integers(0, n_wallets, n)])[:n]
@@ -484,19 +394,8 @@ class ScenarioGenerator:
         base = self._typical_cents(user) * rng.uniform(0.3, 1.0)
         currency = self._favourite_currency(user)
         for i in range(n):
-            b.add(
-                DRAINING,
-                k,
-                i,
-                user,
-                ts + offsets[i],
-                max(base * growth**i, 1000),
-                currency,
-                WITHDRAW,
-                country,
-                device,
-                wallets[slots[i]],
-            )
+            cents = max(base * growth**i, 1000)
+            case.add(ts + offsets[i], cents, currency, WITHDRAW, wallets[slots[i]])
 
     def _impossible_travel(self, b: _Builder, rng, day: int, k: int, user: int) -> None:
         """Anchor on one of the customer's own transactions, then act from far away."""
@@ -507,6 +406,7 @@ class ScenarioGenerator:
         anchor = int(today[rng.integers(len(today))])
         anchor_ts = int(ts[anchor])
         next_ts = int(ts[anchor + 1]) if anchor + 1 < len(ts) else anchor_ts + 10 * 3600
+        # Act before the customer's next own transaction, so the anchor stays the previous one.
         delay = min(int(rng.integers(5 * 60, 60 * 60)), int(0.8 * (next_ts - anchor_ts)))
         if delay < 120:
             return
@@ -514,26 +414,12 @@ class ScenarioGenerator:
         far = np.flatnonzero(geography.DISTANCE_KM[origin] >= MIN_TRAVEL_SPEED_KMH * delay / 3600)
         if len(far) == 0:
             return
-        country = int(rng.choice(far))
-        device = int(self.p.device[user])
+        case = b.incident(TRAVEL, k, user, rng.choice(far), self.p.device[user])
         wallet = self._attacker_wallet(rng, 0)
-        n = int(rng.integers(1, 4))
         t = anchor_ts + delay
-        for i in range(n):
+        for _ in range(int(rng.integers(1, 4))):
             cents = self._typical_cents(user) * rng.lognormal(0.5, 0.5)
             kind = WITHDRAW if rng.random() < 0.7 else int(rng.choice([BUY, SELL]))
-            target = wallet if kind == WITHDRAW else (_OWN, 0, 0)
-            b.add(
-                TRAVEL,
-                k,
-                i,
-                user,
-                t,
-                cents,
-                self._favourite_currency(user),
-                kind,
-                country,
-                device,
-                target,
-            )
+            target = wallet if kind == WITHDRAW else CUSTODY
+            case.add(t, cents, self._favourite_currency(user), kind, target)
             t += int(rng.integers(60, 300))
