@@ -526,7 +526,8 @@ def test_load_feature_inputs_reads_window_history_and_labels(clickhouse):
         tx("w-u1", timedelta(minutes=10), user="u1", wallet="shared"),
         tx("w-u2", timedelta(minutes=20), user="u2", wallet="w2"),
         tx("h-u1", timedelta(days=-2), user="u1", wallet="w1"),
-        tx("h-u3", timedelta(days=-1), user="u3", wallet="shared"),  # via the wallet
+        tx("h-u1-recent", timedelta(hours=-3), user="u1", wallet="w1"),
+        tx("h-u3", timedelta(days=-1, hours=-1), user="u3", wallet="shared"),  # via the wallet
         tx("h-u4", timedelta(days=-1), user="u4", wallet="w4"),  # unrelated
         tx("too-old", timedelta(days=-31), user="u1"),
         tx("later", timedelta(hours=2), user="u1"),
@@ -543,7 +544,10 @@ def test_load_feature_inputs_reads_window_history_and_labels(clickhouse):
         inputs = load_feature_inputs(client, start, end)
 
     assert sorted(inputs.transactions["transaction_id"]) == ["w-u1", "w-u2"]
-    assert sorted(inputs.history["transaction_id"]) == ["h-u1", "h-u3"]
+    # u1's latest transaction older than a day stays a row; u3's is summarised
+    summaries = inputs.history.filter(pl.col("agg_rows").is_not_null())
+    assert sorted(inputs.history["transaction_id"]) == ["", "h-u1", "h-u1-recent"]
+    assert summaries.select("user_id", "wallet_address", "agg_rows").rows() == [("u3", "shared", 1)]
     assert inputs.labels["transaction_id"].to_list() == ["h-u1"]
     assert inputs.transactions.schema["timestamp"] == pl.Datetime("us", "UTC")
     assert inputs.transactions.schema["ip_country"] == pl.String
@@ -553,3 +557,36 @@ def test_load_feature_inputs_reads_window_history_and_labels(clickhouse):
     assert f["w-u1"]["wallet_other_users_tx_30d"] == 1
     assert f["w-u1"]["is_new_wallet_for_user"] == 1
     assert f["w-u2"]["user_has_history"] == 0
+
+
+def test_loaded_inputs_give_the_same_features_as_raw_history(clickhouse):
+    """Summaries computed in ClickHouse are exact: same features as from every raw row."""
+    window_start = datetime(2025, 3, 1, 5, tzinfo=UTC)
+    data = pl.concat(
+        [
+            random_transactions(
+                3000, 40, window_start - timedelta(days=32), timedelta(days=32), 31
+            ),
+            random_transactions(300, 40, window_start, timedelta(hours=1), seed=32),
+        ]
+    )
+    labels = data.sample(80, seed=6).select(
+        "transaction_id",
+        "user_id",
+        "wallet_address",
+        is_fraud=pl.lit(1, pl.UInt8),
+        fraud_type=pl.lit("amount_spike"),
+        labeled_at=pl.col("timestamp") + pl.duration(hours=2),
+        source=pl.lit("analyst"),
+    )
+    with clickhouse.get_client() as client:
+        client.insert_arrow("crypto_transactions", data.to_arrow())
+        client.insert_arrow("transaction_labels", labels.to_arrow())
+        inputs = load_feature_inputs(client, window_start, window_start + timedelta(hours=1))
+    assert inputs.history.get_column("agg_rows").is_not_null().sum() > 0
+
+    from_database = extract_features(*inputs)
+    hour = data.filter(pl.col("timestamp") >= window_start)
+    from_rows = extract_features(hour, data.filter(pl.col("timestamp") < window_start), labels)
+    assert from_database.height == 300
+    assert from_database.sort("transaction_id").equals(from_rows.sort("transaction_id"))

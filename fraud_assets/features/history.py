@@ -2,10 +2,17 @@
 
 One call returns the window's transactions, the earlier rows of only the users
 and wallets that appear in the window (the filter runs in ClickHouse, so a
-1-hour partition reads a few users' history, not the whole table), and the
+1-hour partition reads its users' history, not the whole table), and the
 fraud labels known before the window ends. History reaches back from the
 start of the window's first hour by the look-back, so features near the start
 of a partition see the same rows as anywhere else.
+
+History that every transaction of the window sees whole (see
+``compaction.py``) is summed in ClickHouse per (user, country, device, wallet)
+instead of being transferred row by row: for an hourly partition that is
+everything older than 24 hours except each user's latest transaction, which
+cuts the transfer and the feature work by an order of magnitude while giving
+the same features as the raw rows.
 """
 
 from __future__ import annotations
@@ -18,11 +25,13 @@ import polars as pl
 from clickhouse_connect.driver.client import Client
 
 from fraud_assets.features.catalog import LOOKBACK_DAYS
+from fraud_assets.features.compaction import AGGREGATE_SQL, SUMMARY_KEYS
 from fraud_assets.features.frames import HISTORY_COLUMNS, PROFILE_COLUMNS
 
 log = logging.getLogger(__name__)
 
 TRANSACTION_COLUMNS: tuple[str, ...] = HISTORY_COLUMNS + tuple(PROFILE_COLUMNS)
+VELOCITY_REACH = timedelta(hours=24)
 
 
 class FeatureInputs(NamedTuple):
@@ -44,14 +53,24 @@ def _micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
 
 
-_WINDOW = (
-    "timestamp >= fromUnixTimestamp64Micro({start:Int64}, 'UTC') "
-    "AND timestamp < fromUnixTimestamp64Micro({end:Int64}, 'UTC')"
-)
+def _at(name: str) -> str:
+    return f"fromUnixTimestamp64Micro({{{name}:Int64}}, 'UTC')"
+
+
+_WINDOW = f"timestamp >= {_at('start')} AND timestamp < {_at('end')}"
 _WINDOW_USERS = f"SELECT DISTINCT user_id FROM crypto_transactions WHERE {_WINDOW}"  # noqa: S608
 _WINDOW_WALLETS = (
     f"SELECT DISTINCT wallet_address FROM crypto_transactions WHERE {_WINDOW} "  # noqa: S608
     "AND wallet_address != ''"
+)
+_RELATED = f"(user_id IN ({_WINDOW_USERS}) OR wallet_address IN ({_WINDOW_WALLETS}))"
+_SUMMARISED = f"timestamp >= {_at('summary_start')} AND timestamp <= {_at('summary_end')}"
+# Each window user's latest summarisable transaction stays a row: it may be a
+# transaction's previous one.
+_LATEST = (
+    "SELECT user_id, argMax(transaction_id, (timestamp, transaction_id)) "  # noqa: S608
+    f"FROM crypto_transactions WHERE {_SUMMARISED} AND user_id IN ({_WINDOW_USERS}) "
+    "GROUP BY user_id"
 )
 
 TRANSACTIONS_SQL = (
@@ -61,18 +80,26 @@ TRANSACTIONS_SQL = (
 
 HISTORY_SQL = (
     f"SELECT {_select_list(HISTORY_COLUMNS)} FROM crypto_transactions "  # noqa: S608
-    "WHERE timestamp >= fromUnixTimestamp64Micro({history_start:Int64}, 'UTC') "
-    "AND timestamp < fromUnixTimestamp64Micro({start:Int64}, 'UTC') "
-    f"AND (user_id IN ({_WINDOW_USERS}) OR wallet_address IN ({_WINDOW_WALLETS}))"
+    f"WHERE timestamp >= {_at('history_start')} AND timestamp < {_at('start')} "
+    f"AND NOT ({_SUMMARISED}) AND {_RELATED} "
+    "UNION ALL "
+    f"SELECT {_select_list(HISTORY_COLUMNS)} FROM crypto_transactions "
+    f"WHERE {_SUMMARISED} AND (user_id, transaction_id) IN ({_LATEST})"
+)
+
+SUMMARY_SQL = (
+    f"SELECT {', '.join(SUMMARY_KEYS)}, "  # noqa: S608
+    + ", ".join(f"{expr} AS {name}" for name, expr in AGGREGATE_SQL.items())
+    + f" FROM crypto_transactions WHERE {_SUMMARISED} AND {_RELATED} "
+    f"AND (user_id, transaction_id) NOT IN ({_LATEST}) "
+    f"GROUP BY {', '.join(SUMMARY_KEYS)}"
 )
 
 # FINAL: the latest label per transaction, as the features read it.
 LABELS_SQL = (
     "SELECT transaction_id, is_fraud, toDateTime64(labeled_at, 6, 'UTC') AS labeled_at, "  # noqa: S608
     "user_id, wallet_address FROM transaction_labels FINAL "
-    "WHERE labeled_at >= fromUnixTimestamp64Micro({history_start:Int64}, 'UTC') "
-    "AND labeled_at < fromUnixTimestamp64Micro({end:Int64}, 'UTC') "
-    f"AND (user_id IN ({_WINDOW_USERS}) OR wallet_address IN ({_WINDOW_WALLETS}))"
+    f"WHERE labeled_at >= {_at('history_start')} AND labeled_at < {_at('end')} AND {_RELATED}"
 )
 
 
@@ -81,6 +108,10 @@ def _frame(client: Client, sql: str, parameters: dict[str, int]) -> pl.DataFrame
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame.with_columns(pl.col(pl.Categorical).cast(pl.String))
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def load_feature_inputs(
@@ -93,9 +124,10 @@ def load_feature_inputs(
 
     History covers [hour(start) − lookback, start): the features' look-back is
     anchored at each transaction's hour, so this is exactly what the earliest
-    transaction of the window can see. Labels are those with
-    ``labeled_at < end`` (``extract_features`` further keeps, per transaction,
-    only labels known strictly before it).
+    transaction of the window can see. Its part that every transaction sees
+    whole arrives as summary rows. Labels are those with ``labeled_at < end``
+    (``extract_features`` further keeps, per transaction, only labels known
+    strictly before it).
     """
     if end <= start:
         raise ValueError(f"empty window: start {start} is not before end {end}")
@@ -106,14 +138,33 @@ def load_feature_inputs(
             lookback,
             LOOKBACK_DAYS,
         )
-    hour_start = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    history_start = _hour(start) - lookback
+    # Inside the look-back of the window's last hour, and out of every velocity window.
+    summary_start = max(
+        _hour(end - timedelta(microseconds=1)) - timedelta(days=LOOKBACK_DAYS), history_start
+    )
+    summary_end = start - VELOCITY_REACH
+    if summary_end < summary_start:  # a long window: nothing is seen whole, all rows stay rows
+        summary_start, summary_end = start, start - timedelta(microseconds=1)
     parameters = {
         "start": _micros(start),
         "end": _micros(end),
-        "history_start": _micros(hour_start - lookback),
+        "history_start": _micros(history_start),
+        "summary_start": _micros(summary_start),
+        "summary_end": _micros(summary_end),
     }
+    history = _frame(client, HISTORY_SQL, parameters)
+    summary = _frame(client, SUMMARY_SQL, parameters)
+    if summary.height:
+        summary = summary.with_columns(
+            transaction_id=pl.lit(""),
+            timestamp=pl.lit(summary_start).cast(pl.Datetime("us", "UTC")),
+            amount=pl.lit(0.0),
+            transaction_type=pl.lit(""),
+        )
+        history = pl.concat([history, summary], how="diagonal_relaxed")
     return FeatureInputs(
         transactions=_frame(client, TRANSACTIONS_SQL, parameters),
-        history=_frame(client, HISTORY_SQL, parameters),
+        history=history,
         labels=_frame(client, LABELS_SQL, parameters),
     )
