@@ -7,7 +7,7 @@ import it): nothing here imports TensorFlow.
 import dagster as dg
 
 from fraud_assets import notify
-from fraud_assets.assets import demo_data, iot
+from fraud_assets.assets import automation, demo_data, iot, scoring, training
 from fraud_assets.resources import default_resources
 
 defs = dg.Definitions.merge(
@@ -15,4 +15,7 @@ defs = dg.Definitions.merge(
     notify.defs,
     iot.defs,
     demo_data.defs,
+    training.defs,
+    scoring.defs,
+    automation.defs,
 )

@@ -1,0 +1,576 @@
+"""The weekly training graph: the seed's ``train_ensemble_models`` DAG as assets.
+
+Seed task → asset (same dependency shape):
+
+    extract_training_data → feature_engineering_train (+ feature_scaler)
+        → [train_isolation_forest, train_autoencoder] → calculate_thresholds
+        → validate_models → [register_models, a_b_test] → promote_to_production
+
+Each weekly partition (Sunday 02:00 → Sunday 02:00 UTC) trains on the 30 days
+of traffic before the partition's end. Frames go to the intermediate store,
+models to the model volume, registry rows to ClickHouse. TensorFlow is
+imported only inside ``train_autoencoder``.
+"""
+
+import time
+from datetime import timedelta
+
+import dagster as dg
+import numpy as np
+import polars as pl
+from pydantic import Field
+
+from fraud_assets import registry
+from fraud_assets.assets.training_steps import (
+    ab_test_verdict,
+    artifact_ref,
+    label_and_split,
+    model_version,
+    read_labels,
+    training_rows,
+    validation_metrics_of_run,
+    validation_report,
+)
+from fraud_assets.bundle import JsonReport, ModelThresholds, ScoringBundle
+from fraud_assets.clickhouse import ClickHouseResource
+from fraud_assets.detectors.calibration import ScoreCalibrator
+from fraud_assets.detectors.thresholds import ThresholdStrategy, fit_threshold
+from fraud_assets.features import FEATURE_COLUMNS, FeatureScaler, extract_features
+from fraud_assets.features.history import load_feature_inputs
+from fraud_assets.notify import NotifierResource
+from fraud_assets.notify.message import Notification, model_promoted_notification
+from fraud_assets.partitions import weekly_partitions
+
+GROUP = "training"
+INTERMEDIATE = "intermediate_io_manager"
+MODELS = "model_io_manager"
+_common = {"partitions_def": weekly_partitions, "group_name": GROUP, "owners": ["team:fraud-ml"]}
+
+
+class ExtractTrainingConfig(dg.Config):
+    lookback_days: int = Field(30, description="Days of traffic before the partition end.")
+    validation_fraction: float = Field(
+        0.2, description="The latest share of the window held out for validation (time-ordered)."
+    )
+
+
+@dg.asset(
+    **_common,
+    io_manager_key=INTERMEDIATE,
+    kinds={"clickhouse", "polars"},
+    description="Seed task 1: the last 30 days of transactions before the week's end, labelled "
+    "with the fraud labels known by then and split in time: the oldest 80% (known frauds "
+    "excluded) trains, the newest 20% (all rows) validates.",
+)
+def extract_training_data(
+    context: dg.AssetExecutionContext, config: ExtractTrainingConfig, clickhouse: ClickHouseResource
+) -> pl.DataFrame:
+    end = context.partition_time_window.end
+    start = end - timedelta(days=config.lookback_days)
+    with clickhouse.get_client() as client:
+        inputs = load_feature_inputs(client, start, end)
+        labels = read_labels(client, start, end, known_by=end)
+    frame = label_and_split(inputs.transactions, labels, end, config.validation_fraction)
+    if frame.is_empty():
+        raise dg.Failure(
+            f"no transactions between {start} and {end}: generate or load data first "
+            "(`fraud-assets generate --start ... --end ...`)"
+        )
+    counts = frame.group_by("split").agg(
+        pl.len().alias("rows"), pl.col("is_fraud").sum().alias("known_frauds")
+    )
+    context.add_output_metadata(
+        {
+            "window": f"{start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC",
+            "splits": dg.MetadataValue.md(
+                counts.sort("split").to_pandas().to_markdown(index=False)
+            ),
+            "known_frauds_excluded_from_training": int(
+                frame.filter((pl.col("split") == "train") & (pl.col("is_fraud") == 1)).height
+            ),
+        }
+    )
+    return frame
+
+
+@dg.multi_asset(
+    outs={
+        "feature_engineering_train": dg.AssetOut(
+            io_manager_key=INTERMEDIATE,
+            kinds={"polars"},
+            description="Seed task 2: the shared feature pipeline over the training window "
+            "(history before the window read from ClickHouse).",
+        ),
+        "feature_scaler": dg.AssetOut(
+            io_manager_key=MODELS,
+            kinds={"scikit-learn"},
+            description="The scaler fitted on the training split, saved with the models.",
+        ),
+    },
+    partitions_def=weekly_partitions,
+    group_name=GROUP,
+    ins={"extract_training_data": dg.AssetIn()},
+)
+def feature_engineering_train(
+    context: dg.AssetExecutionContext,
+    clickhouse: ClickHouseResource,
+    extract_training_data: pl.DataFrame,
+):
+    window = extract_training_data
+    start, end = window["timestamp"].min(), context.partition_time_window.end
+    with clickhouse.get_client() as client:
+        inputs = load_feature_inputs(client, start, end)
+    features = extract_features(
+        window.drop(["is_fraud", "fraud_type", "split"]), inputs.history, inputs.labels
+    )
+    features = features.with_columns(window.select("split", "is_fraud", "fraud_type"))
+    train = training_rows(features)
+    scaler = FeatureScaler().fit(train.select(FEATURE_COLUMNS).to_numpy())
+    yield dg.Output(
+        features,
+        output_name="feature_engineering_train",
+        metadata={"dagster/row_count": features.height, "features": len(FEATURE_COLUMNS)},
+    )
+    yield dg.Output(
+        scaler,
+        output_name="feature_scaler",
+        metadata={
+            "fitted_rows": train.height,
+            "model_version": model_version(context.partition_key),
+        },
+    )
+
+
+class IsolationForestConfig(dg.Config):
+    n_estimators: int = 100
+    contamination: float = 0.01
+    max_features: float = 1.0
+    random_state: int = 42
+
+
+@dg.asset(
+    **_common,
+    io_manager_key=MODELS,
+    kinds={"scikit-learn"},
+    description="Seed task 3: an Isolation Forest on the normal training rows (n_estimators=100, "
+    "contamination=0.01, max_features=1.0).",
+)
+def train_isolation_forest(
+    context: dg.AssetExecutionContext,
+    config: IsolationForestConfig,
+    feature_engineering_train: pl.DataFrame,
+    feature_scaler,
+):
+    from fraud_assets.detectors.isolation_forest import IsolationForestDetector
+
+    x = feature_scaler.transform(
+        training_rows(feature_engineering_train).select(FEATURE_COLUMNS).to_numpy()
+    )
+    started = time.perf_counter()
+    detector = IsolationForestDetector(
+        n_estimators=config.n_estimators,
+        contamination=config.contamination,
+        max_features=config.max_features,
+        random_state=config.random_state,
+    ).fit(x)
+    return dg.Output(
+        detector,
+        metadata={
+            "model_version": model_version(context.partition_key),
+            "training_samples": len(x),
+            "fit_seconds": round(time.perf_counter() - started, 2),
+        },
+    )
+
+
+class AutoencoderConfig(dg.Config):
+    epochs: int = 50
+    batch_size: int = 32
+    patience: int = 5
+    random_state: int = 42
+
+
+@dg.asset(
+    **_common,
+    io_manager_key=MODELS,
+    kinds={"tensorflow", "keras"},
+    description="Seed task 4: the autoencoder Input(n) → 30 → 10 (latent) → 30 → n on the "
+    "normalised normal rows, early stopping (patience 5) on a validation split.",
+)
+def train_autoencoder(
+    context: dg.AssetExecutionContext,
+    config: AutoencoderConfig,
+    feature_engineering_train: pl.DataFrame,
+    feature_scaler,
+):
+    from fraud_assets.detectors.autoencoder import AutoencoderDetector
+
+    x = feature_scaler.transform(
+        training_rows(feature_engineering_train).select(FEATURE_COLUMNS).to_numpy()
+    )
+    started = time.perf_counter()
+    detector = AutoencoderDetector(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        patience=config.patience,
+        random_state=config.random_state,
+    ).fit(x)
+    history = detector.history_
+    curve = pl.DataFrame(
+        {
+            "epoch": list(range(1, len(history["loss"]) + 1)),
+            "loss": history["loss"],
+            "val_loss": history.get("val_loss", [float("nan")] * len(history["loss"])),
+        }
+    )
+    return dg.Output(
+        detector,
+        metadata={
+            "model_version": model_version(context.partition_key),
+            "training_samples": len(x),
+            "epochs_run": curve.height,
+            "fit_seconds": round(time.perf_counter() - started, 2),
+            "training_curve": dg.MetadataValue.md(
+                curve.to_pandas().to_markdown(index=False, floatfmt=".5f")
+            ),
+            "final_val_loss": float(curve["val_loss"][-1]),
+        },
+    )
+
+
+class ThresholdConfig(dg.Config):
+    strategy: str = Field(
+        "percentile", description="percentile | mean_std | f1_optimal | youden | max_alert_rate"
+    )
+    params: dict[str, float] = Field(default_factory=dict, description="e.g. {'q': 95}")
+
+
+@dg.asset(
+    **_common,
+    io_manager_key=MODELS,
+    description="Seed task 5: one alert threshold per model (95th percentile of the training "
+    "scores unless configured) and the calibration of each model's score to 0–100 risk.",
+)
+def calculate_thresholds(
+    context: dg.AssetExecutionContext,
+    config: ThresholdConfig,
+    feature_engineering_train: pl.DataFrame,
+    feature_scaler,
+    train_isolation_forest,
+    train_autoencoder,
+) -> dg.Output[ModelThresholds]:
+    train = training_rows(feature_engineering_train)
+    x = feature_scaler.transform(train.select(FEATURE_COLUMNS).to_numpy())
+    strategy = ThresholdStrategy(config.strategy, config.params)
+    labels = None
+    if strategy.kind in ("f1_optimal", "youden"):
+        labelled = feature_engineering_train.filter(pl.col("split") == "validation")
+        x = feature_scaler.transform(labelled.select(FEATURE_COLUMNS).to_numpy())
+        labels = labelled["is_fraud"].to_numpy()
+    iso_scores = train_isolation_forest.anomaly_score(x)
+    ae_scores = train_autoencoder.anomaly_score(x)
+    thresholds = ModelThresholds(
+        isolation_forest=fit_threshold(iso_scores, strategy, labels),
+        autoencoder=fit_threshold(ae_scores, strategy, labels),
+        isolation_calibrator=ScoreCalibrator().fit(iso_scores),
+        autoencoder_calibrator=ScoreCalibrator().fit(ae_scores),
+        strategy={"kind": strategy.kind, "params": dict(strategy.params)},
+    )
+    return dg.Output(
+        thresholds,
+        metadata={
+            "model_version": model_version(context.partition_key),
+            "isolation_forest_threshold": thresholds.isolation_forest,
+            "autoencoder_threshold": thresholds.autoencoder,
+            "strategy": f"{strategy.kind} {dict(strategy.params)}",
+        },
+    )
+
+
+@dg.asset(
+    **_common,
+    io_manager_key=MODELS,
+    description="Seed task 6: precision, recall, F1, ROC-AUC and PR-AUC of each model and the "
+    "ensemble on the held-out newest 20% (labels include the frauds excluded from training), "
+    "plus latency per 1k transactions.",
+)
+def validate_models(
+    context: dg.AssetExecutionContext,
+    feature_engineering_train: pl.DataFrame,
+    feature_scaler,
+    train_isolation_forest,
+    train_autoencoder,
+    calculate_thresholds: ModelThresholds,
+) -> JsonReport:
+    bundle = ScoringBundle(
+        version=model_version(context.partition_key),
+        scaler=feature_scaler,
+        isolation_forest=train_isolation_forest,
+        autoencoder=train_autoencoder,
+        thresholds=calculate_thresholds,
+    )
+    validation = feature_engineering_train.filter(pl.col("split") == "validation")
+    report, table = validation_report(bundle, validation)
+    report["training_rows"] = training_rows(feature_engineering_train).height
+    context.add_output_metadata(
+        {
+            "metrics": dg.MetadataValue.md(table),
+            "validation_rows": validation.height,
+            "validation_frauds": int(validation["is_fraud"].sum()),
+            "ensemble_pr_auc": report["ensemble"]["pr_auc"],
+            "ensemble_roc_auc": report["ensemble"]["roc_auc"],
+            "ensemble_recall_at_2pct": report["ensemble"]["recall_at_2.0%"],
+            "ensemble_block_precision": report["ensemble"]["block_precision"],
+            "ensemble_blocked": report["decisions"]["blocked"],
+            "ensemble_review": report["decisions"]["review"],
+            "latency_ms_per_1k": report["latency_ms_per_1k"],
+        }
+    )
+    return JsonReport(report)
+
+
+class QualityGates(dg.Config):
+    min_roc_auc: float = 0.80
+    min_recall_at_2pct: float = 0.50
+    min_block_precision: float = 0.50
+
+
+@dg.asset_check(
+    asset=validate_models,
+    blocking=True,
+    description="Quality gates before registration and promotion: minimum ensemble ROC-AUC, "
+    "recall at a 2% review budget and block precision where labels exist.",
+)
+def validation_quality_gates(
+    context: dg.AssetCheckExecutionContext, config: QualityGates
+) -> dg.AssetCheckResult:
+    metrics = validation_metrics_of_run(context.instance, context.run.run_id)
+    if metrics.get("validation_frauds", 0) == 0:
+        return dg.AssetCheckResult(
+            passed=True,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"note": "no labelled frauds in the validation window: gates not applicable"},
+        )
+    checks = {
+        "ensemble_roc_auc": config.min_roc_auc,
+        "ensemble_recall_at_2pct": config.min_recall_at_2pct,
+        "ensemble_block_precision": config.min_block_precision,
+    }
+    if metrics.get("ensemble_blocked", 0) == 0:
+        checks.pop("ensemble_block_precision")  # nothing blocked: precision is undefined
+    failures = [
+        f"{name} {metrics.get(name, float('nan')):.3f} < {floor}"
+        for name, floor in checks.items()
+        if not metrics.get(name, float("nan")) >= floor  # NaN fails too
+    ]
+    return dg.AssetCheckResult(
+        passed=not failures,
+        metadata={name: float(metrics.get(name, float("nan"))) for name in checks}
+        | {"failures": ", ".join(failures) or "none"},
+    )
+
+
+@dg.asset(
+    **_common,
+    deps=[validate_models],
+    kinds={"clickhouse"},
+    description="Seed task 7: the bundle's rows in model_registry (one per model type, version "
+    "v{YYYYMMDD}_{git_commit}, status 'testing', artifact paths and sha256).",
+)
+def register_models(
+    context: dg.AssetExecutionContext, clickhouse: ClickHouseResource, validate_models: JsonReport
+) -> dg.MaterializeResult:
+    version = model_version(context.partition_key)
+    report = validate_models.data
+    refs = {
+        name: artifact_ref(context, name)
+        for name in (
+            "feature_scaler",
+            "train_isolation_forest",
+            "train_autoencoder",
+            "calculate_thresholds",
+        )
+    }
+    trained_at = context.partition_time_window.end
+    samples = int(report["training_rows"])
+    thresholds = report["thresholds"]
+    records = []
+    for model_type, asset_name, metrics_key in (
+        ("isolation_forest", "train_isolation_forest", "isolation_forest"),
+        ("autoencoder", "train_autoencoder", "autoencoder"),
+        ("ensemble", "calculate_thresholds", "ensemble"),
+    ):
+        metrics = report[metrics_key]
+        records.append(
+            registry.ModelRecord(
+                model_type=model_type,
+                version=version,
+                trained_at=trained_at,
+                training_samples=samples,
+                model_path=refs[asset_name].path,
+                model_sha256=refs[asset_name].sha256,
+                scaler_path=refs["feature_scaler"].path,
+                scaler_sha256=refs["feature_scaler"].sha256,
+                precision=np.nan_to_num(metrics["precision"]),
+                recall=np.nan_to_num(metrics["recall"]),
+                f1_score=np.nan_to_num(metrics["f1"]),
+                threshold=thresholds.get(model_type, 0.0),
+                partition_key=context.partition_key,
+                metrics=metrics
+                | (
+                    {
+                        "isolation_forest_path": refs["train_isolation_forest"].path,
+                        "isolation_forest_sha256": refs["train_isolation_forest"].sha256,
+                        "autoencoder_path": refs["train_autoencoder"].path,
+                        "autoencoder_sha256": refs["train_autoencoder"].sha256,
+                    }
+                    if model_type == "ensemble"
+                    else {}
+                ),
+            )
+        )
+    with clickhouse.get_client() as client:
+        written = registry.register(client, records)
+    return dg.MaterializeResult(
+        metadata={
+            "version": version,
+            "statuses": ", ".join(f"{r.model_type}={r.status}" for r in written),
+        }
+    )
+
+
+class ABTestConfig(dg.Config):
+    traffic_share: float = Field(
+        0.10, description="Share of recent traffic routed to the candidate."
+    )
+    days: int = Field(7, description="Days of recent traffic the test replays.")
+    max_alert_rate_increase: float = Field(
+        0.5, description="Largest relative rise in review+block rate the candidate may bring."
+    )
+    max_recall_drop: float = Field(0.05, description="Largest absolute drop in labelled recall.")
+
+
+@dg.asset(
+    **_common,
+    io_manager_key=MODELS,
+    description="Seed task 8: the candidate scores a deterministic 10% slice of recent traffic "
+    "(hash of the transaction id) beside the active models; compares alert rates and labelled "
+    "precision/recall and decides promote or rollback, with the reason.",
+)
+def a_b_test(
+    context: dg.AssetExecutionContext,
+    config: ABTestConfig,
+    clickhouse: ClickHouseResource,
+    feature_scaler,
+    train_isolation_forest,
+    train_autoencoder,
+    calculate_thresholds: ModelThresholds,
+    validate_models: JsonReport,
+) -> JsonReport:
+    candidate = ScoringBundle(
+        version=model_version(context.partition_key),
+        scaler=feature_scaler,
+        isolation_forest=train_isolation_forest,
+        autoencoder=train_autoencoder,
+        thresholds=calculate_thresholds,
+    )
+    verdict = ab_test_verdict(context, clickhouse, candidate, config)
+    context.add_output_metadata(
+        {
+            "decision": verdict["decision"],
+            "reason": verdict["reason"],
+            "comparison": dg.MetadataValue.md(verdict.get("table", "")),
+        }
+    )
+    return JsonReport(verdict)
+
+
+@dg.asset(
+    **_common,
+    deps=[register_models],
+    kinds={"clickhouse"},
+    description="Seed task 9: when validation passed its gates and the A/B test says promote, the "
+    "new version becomes 'active' and the previous one 'archived' in one atomic registry "
+    "write; a notification says what changed.",
+)
+def promote_to_production(
+    context: dg.AssetExecutionContext,
+    clickhouse: ClickHouseResource,
+    notifier: NotifierResource,
+    a_b_test: JsonReport,
+) -> dg.MaterializeResult:
+    version = model_version(context.partition_key)
+    verdict = a_b_test.data
+    with clickhouse.get_client() as client:
+        previous = registry.active_models(client).get("ensemble")
+        if verdict["decision"] != "promote":
+            registry.set_status(client, version, registry.REJECTED, verdict["reason"])
+            message = f"{version} not promoted: {verdict['reason']}"
+            notification = Notification("Model not promoted", message, severity="warning")
+        else:
+            archived = registry.promote(client, version, verdict["reason"])
+            message = f"{version} promoted to production ({verdict['reason']})" + (
+                f"; archived {', '.join(archived)}" if archived else ""
+            )
+            notification = model_promoted_notification(
+                "fraud ensemble",
+                version,
+                previous.version if previous and previous.version != version else None,
+            )
+        active = registry.active_models(client).get("ensemble")
+    delivery = notifier.send(notification, context.log)
+    if active is not None and active.version == version:
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key="production_models",
+                description=message,
+                metadata={"version": version, "model_path": active.model_path},
+            )
+        )
+    return dg.MaterializeResult(
+        metadata={"decision": verdict["decision"], "version": version, "message": message}
+        | delivery.as_metadata()
+    )
+
+
+production_models = dg.AssetSpec(
+    "production_models",
+    group_name="models",
+    description="The active model bundle in model_registry. Materialized by promote_to_production "
+    "(and by rollbacks); every hourly scoring asset depends on it, so lineage shows which "
+    "models scored which hours.",
+    kinds={"clickhouse"},
+    deps=[promote_to_production],
+)
+
+train_ensemble_models = dg.define_asset_job(
+    "train_ensemble_models",
+    selection=dg.AssetSelection.groups(GROUP),
+    partitions_def=weekly_partitions,
+    description="The seed's weekly training DAG.",
+)
+
+weekly_training_schedule = dg.build_schedule_from_partitioned_job(
+    train_ensemble_models,
+    name="train_ensemble_models_weekly",
+    description="Sunday 02:00 UTC: train on the week that just ended.",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+)
+
+defs = dg.Definitions(
+    assets=[
+        extract_training_data,
+        feature_engineering_train,
+        train_isolation_forest,
+        train_autoencoder,
+        calculate_thresholds,
+        validate_models,
+        register_models,
+        a_b_test,
+        promote_to_production,
+        production_models,
+    ],
+    asset_checks=[validation_quality_gates],
+    jobs=[train_ensemble_models],
+    schedules=[weekly_training_schedule],
+)

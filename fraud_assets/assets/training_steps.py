@@ -1,0 +1,256 @@
+"""The logic behind the training assets, kept apart so the asset module reads like the seed's DAG."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from fraud_assets import settings
+from fraud_assets.bundle import ScoringBundle
+from fraud_assets.evaluation.metrics import alert_metrics, per_scenario_recall, ranking_metrics
+
+
+def model_version(partition_key: str) -> str:
+    """``v{YYYYMMDD}_{git_commit}``: the day the weekly partition closes and the code version."""
+    from fraud_assets.partitions import weekly_partitions
+
+    end = weekly_partitions.time_window_for_partition_key(partition_key).end
+    return f"v{end:%Y%m%d}_{settings.git_commit()}"
+
+
+def label_and_split(
+    transactions: pl.DataFrame, labels: pl.DataFrame, known_by: datetime, validation_fraction: float
+) -> pl.DataFrame:
+    """Attach the labels known at ``known_by`` and split the window in time (newest = validation)."""
+    known = labels.filter(pl.col("labeled_at") < known_by).select(
+        "transaction_id", pl.col("is_fraud").cast(pl.Int8), pl.col("fraud_type").cast(pl.Utf8)
+    )
+    frame = (
+        transactions.sort("timestamp")
+        .join(known, on="transaction_id", how="left")
+        .with_columns(pl.col("is_fraud").fill_null(0), pl.col("fraud_type").fill_null(""))
+    )
+    if frame.is_empty():
+        return frame.with_columns(pl.lit("train").alias("split"))
+    cut = frame["timestamp"].quantile(1.0 - validation_fraction, interpolation="lower")
+    return frame.with_columns(
+        pl.when(pl.col("timestamp") > cut)
+        .then(pl.lit("validation"))
+        .otherwise(pl.lit("train"))
+        .alias("split")
+    )
+
+
+_LABELS_SQL = """
+SELECT l.transaction_id AS transaction_id,
+       argMax(l.is_fraud, l.labeled_at) AS is_fraud,
+       argMax(l.fraud_type, l.labeled_at) AS fraud_type,
+       toInt64(max(l.labeled_at)) AS labeled_at_s
+FROM transaction_labels AS l
+WHERE l.labeled_at < {known_by:DateTime('UTC')}
+  AND l.transaction_id IN (
+    SELECT transaction_id FROM crypto_transactions
+    WHERE timestamp >= {start:DateTime('UTC')} AND timestamp < {end:DateTime('UTC')}
+  )
+GROUP BY l.transaction_id
+"""
+
+
+def read_labels(client, start: datetime, end: datetime, known_by: datetime) -> pl.DataFrame:
+    """The latest label of each transaction in [start, end) that was known at ``known_by``."""
+    table = client.query_arrow(
+        _LABELS_SQL, parameters={"start": start, "end": end, "known_by": known_by}
+    )
+    return (
+        pl.from_arrow(table)
+        .with_columns(
+            pl.from_epoch("labeled_at_s", "s").dt.replace_time_zone("UTC").alias("labeled_at"),
+            pl.col("fraud_type").cast(pl.Utf8),
+            pl.col("is_fraud").cast(pl.Int8),
+        )
+        .drop("labeled_at_s")
+    )
+
+
+def training_rows(features: pl.DataFrame) -> pl.DataFrame:
+    """The rows models learn 'normal' from: the training split without known frauds."""
+    return features.filter((pl.col("split") == "train") & (pl.col("is_fraud") == 0))
+
+
+def artifact_ref(context: dg.AssetExecutionContext, asset_name: str):
+    """Path and sha256 of an artifact this partition stored in the model volume, from its metadata."""
+    from fraud_assets.io import ArtifactRef
+
+    event = context.instance.get_latest_materialization_event(dg.AssetKey(asset_name))
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(asset_name), asset_partitions=[context.partition_key]
+        ),
+        limit=1,
+    ).records
+    if records:
+        event = records[0].event_log_entry
+    if event is None or event.asset_materialization is None:
+        raise dg.Failure(f"{asset_name} has no materialization for {context.partition_key}")
+    metadata = event.asset_materialization.metadata
+    return ArtifactRef(path=str(metadata["path"].value), sha256=str(metadata["sha256"].value))
+
+
+def _layers(bundle: ScoringBundle, features: pl.DataFrame) -> dict[str, Any]:
+    started = time.perf_counter()
+    scored = bundle.score(features)
+    elapsed = time.perf_counter() - started
+    ensemble = scored["ensemble"]
+    decision = np.asarray(ensemble.decision)
+    return {
+        "elapsed": elapsed,
+        "rules": (scored["statistical_risk"], scored["statistical_risk"] > 0),
+        "isolation_forest": (scored["isolation"].raw, scored["isolation"].prediction == -1),
+        "autoencoder": (scored["autoencoder"].raw, scored["autoencoder"].prediction == -1),
+        "ensemble": (np.asarray(ensemble.total_risk), decision != "approved"),
+        "blocked": decision == "blocked",
+        "decision": decision,
+    }
+
+
+def evaluate_bundle(bundle: ScoringBundle, features: pl.DataFrame) -> dict[str, Any]:
+    """Per-layer and ensemble metrics of a bundle on labelled feature rows."""
+    labels = features["is_fraud"].to_numpy().astype(bool)
+    fraud_types = features["fraud_type"].to_numpy()
+    layers = _layers(bundle, features)
+    report: dict[str, Any] = {}
+    for name in ("rules", "isolation_forest", "autoencoder", "ensemble"):
+        scores, alerts = layers[name]
+        report[name] = alert_metrics(labels, alerts) | ranking_metrics(labels, scores)
+        report[name]["scenario_recall"] = per_scenario_recall(fraud_types, labels, alerts)
+    blocked = alert_metrics(labels, layers["blocked"])
+    report["ensemble"]["block_precision"] = blocked["precision"]
+    report["ensemble"]["block_rate"] = blocked["alert_rate"]
+    report["decisions"] = {
+        d: int((layers["decision"] == d).sum()) for d in ("approved", "review", "blocked")
+    }
+    report["latency_ms_per_1k"] = 1000.0 * layers["elapsed"] / max(features.height, 1) * 1000.0
+    return report
+
+
+def metrics_table(report: dict[str, Any]) -> str:
+    rows = [
+        "| layer | precision | recall | F1 | ROC-AUC | PR-AUC | recall@1% | recall@2% |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in ("rules", "isolation_forest", "autoencoder", "ensemble"):
+        m = report[name]
+        rows.append(
+            f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['roc_auc']:.3f} "
+            f"| {m['pr_auc']:.3f} | {m['recall_at_1.0%']:.3f} | {m['recall_at_2.0%']:.3f} |"
+        )
+    return "\n".join(rows)
+
+
+def validation_report(
+    bundle: ScoringBundle, validation: pl.DataFrame
+) -> tuple[dict[str, Any], str]:
+    report = evaluate_bundle(bundle, validation)
+    report["validation_rows"] = validation.height
+    report["validation_frauds"] = int(validation["is_fraud"].sum())
+    report["thresholds"] = {
+        "isolation_forest": bundle.thresholds.isolation_forest,
+        "autoencoder": bundle.thresholds.autoencoder,
+        "ensemble": float(bundle.ensemble.block_above),
+    }
+    return report, metrics_table(report)
+
+
+def ab_slice(frame: pl.DataFrame, share: float, key: str = "transaction_id") -> pl.DataFrame:
+    """A deterministic ``share`` of rows chosen by a stable hash of ``key``."""
+    buckets = frame[key].hash(seed=0x5EED) % 10_000
+    return frame.filter(buckets < int(round(share * 10_000)))
+
+
+def ab_test_verdict(context, clickhouse, candidate: ScoringBundle, config) -> dict[str, Any]:
+    """Score the slice with both bundles and decide promote or rollback."""
+    from fraud_assets import registry
+    from fraud_assets.bundle_loader import load_bundle
+    from fraud_assets.features import extract_features
+    from fraud_assets.features.history import load_feature_inputs
+
+    end = context.partition_time_window.end
+    start = end - timedelta(days=config.days)
+    with clickhouse.get_client() as client:
+        active = registry.active_models(client).get("ensemble")
+        if active is None:
+            return {
+                "decision": "promote",
+                "reason": "no active model: the first validated version is promoted directly",
+            }
+        if active.version == candidate.version:
+            return {"decision": "promote", "reason": f"{candidate.version} is already active"}
+        current = load_bundle(client, active.version)
+        inputs = load_feature_inputs(client, start, end)
+        known = read_labels(client, start, end, known_by=end).select(
+            "transaction_id", "is_fraud", "fraud_type"
+        )
+    window = ab_slice(inputs.transactions, config.traffic_share)
+    if window.is_empty():
+        return {
+            "decision": "promote",
+            "reason": "no recent traffic to compare on; validation gates passed",
+        }
+    features = extract_features(window, inputs.history, inputs.labels)
+    features = features.join(known, on="transaction_id", how="left").with_columns(
+        pl.col("is_fraud").fill_null(0), pl.col("fraud_type").fill_null("")
+    )
+    ours = evaluate_bundle(candidate, features)["ensemble"]
+    theirs = evaluate_bundle(current, features)["ensemble"]
+    table = "\n".join(
+        [
+            f"| metric | active {current.version} | candidate {candidate.version} |",
+            "|---|---|---|",
+            *(
+                f"| {k} | {theirs[k]:.4f} | {ours[k]:.4f} |"
+                for k in ("alert_rate", "precision", "recall", "pr_auc", "block_precision")
+            ),
+        ]
+    )
+    problems = []
+    if theirs["alert_rate"] > 0 and ours["alert_rate"] > theirs["alert_rate"] * (
+        1 + config.max_alert_rate_increase
+    ):
+        problems.append(f"alert rate {ours['alert_rate']:.4f} vs {theirs['alert_rate']:.4f}")
+    if (
+        np.isfinite(theirs["recall"])
+        and not ours["recall"] >= theirs["recall"] - config.max_recall_drop
+    ):
+        problems.append(f"recall {ours['recall']:.3f} vs {theirs['recall']:.3f}")
+    n = features.height
+    if problems:
+        return {
+            "decision": "rollback",
+            "reason": "; ".join(problems) + f" on {n} slice rows",
+            "table": table,
+        }
+    return {
+        "decision": "promote",
+        "reason": f"not worse than {current.version} on {n} slice rows",
+        "table": table,
+    }
+
+
+def validation_metrics_of_run(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+    """The numeric metadata validate_models recorded in this run (what the quality gates read)."""
+    for record in instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    ).records:
+        materialization = record.event_log_entry.asset_materialization
+        if materialization and materialization.asset_key == dg.AssetKey("validate_models"):
+            return {
+                key: float(value.value)
+                for key, value in materialization.metadata.items()
+                if isinstance(value.value, int | float)
+            }
+    raise dg.Failure("validate_models was not materialized in this run")

@@ -1,0 +1,147 @@
+"""A model bundle: everything one version needs to score transactions.
+
+Training produces the pieces (scaler, Isolation Forest, autoencoder,
+thresholds with calibration); scoring, validation and the A/B test use the
+same ``ScoringBundle`` methods, so a transaction gets the same risk wherever
+it is scored. No I/O here: loading a bundle from the registry lives in
+``fraud_assets.bundle_loader``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from fraud_assets.detectors.calibration import ScoreCalibrator
+from fraud_assets.detectors.ensemble import EnsembleCombiner, EnsembleConfig, EnsembleResult
+from fraud_assets.detectors.rules import RuleConfig, StatisticalRules
+from fraud_assets.features.catalog import FEATURE_COLUMNS
+
+
+@dataclass
+class ModelThresholds:
+    """Per-model alert thresholds and the calibrators that put scores on a 0–100 risk scale."""
+
+    isolation_forest: float
+    autoencoder: float
+    isolation_calibrator: ScoreCalibrator
+    autoencoder_calibrator: ScoreCalibrator
+    strategy: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        (directory / "thresholds.json").write_text(
+            json.dumps(
+                {
+                    "isolation_forest": self.isolation_forest,
+                    "autoencoder": self.autoencoder,
+                    "strategy": self.strategy,
+                    "isolation_calibrator": self.isolation_calibrator.to_dict(),
+                    "autoencoder_calibrator": self.autoencoder_calibrator.to_dict(),
+                },
+                indent=1,
+            )
+        )
+
+    @classmethod
+    def load(cls, directory: Path) -> ModelThresholds:
+        data = json.loads((Path(directory) / "thresholds.json").read_text())
+        return cls(
+            isolation_forest=float(data["isolation_forest"]),
+            autoencoder=float(data["autoencoder"]),
+            strategy=data["strategy"],
+            isolation_calibrator=ScoreCalibrator.from_dict(data["isolation_calibrator"]),
+            autoencoder_calibrator=ScoreCalibrator.from_dict(data["autoencoder_calibrator"]),
+        )
+
+
+@dataclass
+class JsonReport:
+    """A JSON document stored in the model volume (validation metrics, A/B verdicts)."""
+
+    data: dict[str, Any]
+
+    def save(self, directory: Path) -> None:
+        (Path(directory) / "report.json").write_text(json.dumps(self.data, indent=1, default=float))
+
+    @classmethod
+    def load(cls, directory: Path) -> JsonReport:
+        return cls(json.loads((Path(directory) / "report.json").read_text()))
+
+
+@dataclass
+class LayerScores:
+    raw: np.ndarray
+    prediction: np.ndarray  # 1 normal, -1 anomaly
+    risk: np.ndarray  # 0–100
+
+
+@dataclass
+class ScoringBundle:
+    version: str
+    scaler: Any
+    isolation_forest: Any
+    autoencoder: Any
+    thresholds: ModelThresholds
+    rules: RuleConfig = field(default_factory=RuleConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+
+    def matrix(self, features: pl.DataFrame) -> np.ndarray:
+        """The scaled model input, columns in FEATURE_COLUMNS order."""
+        raw = features.select(FEATURE_COLUMNS).to_numpy().astype(np.float32, copy=False)
+        return np.asarray(self.scaler.transform(raw), dtype=np.float32)
+
+    def statistical(self, features: pl.DataFrame) -> tuple[np.ndarray, list[list[str]]]:
+        return StatisticalRules(self.rules).evaluate(features)
+
+    def isolation(self, x: np.ndarray) -> LayerScores:
+        score = np.asarray(self.isolation_forest.anomaly_score(x), dtype=np.float64)
+        return self._layer(
+            score, self.thresholds.isolation_forest, self.thresholds.isolation_calibrator
+        )
+
+    def autoencoder_scores(self, x: np.ndarray) -> tuple[LayerScores, np.ndarray]:
+        error = np.asarray(self.autoencoder.anomaly_score(x), dtype=np.float64)
+        latent = np.asarray(self.autoencoder.transform(x), dtype=np.float32)
+        layer = self._layer(
+            error, self.thresholds.autoencoder, self.thresholds.autoencoder_calibrator
+        )
+        return layer, latent
+
+    @staticmethod
+    def _layer(score: np.ndarray, threshold: float, calibrator: ScoreCalibrator) -> LayerScores:
+        prediction = np.where(score > threshold, -1, 1).astype(np.int8)
+        risk = (100.0 * calibrator.transform(score)).astype(np.float32)
+        return LayerScores(score, prediction, risk)
+
+    def combine(
+        self,
+        stat_risk: np.ndarray,
+        flags: list[list[str]],
+        iso: LayerScores,
+        ae: LayerScores,
+    ) -> EnsembleResult:
+        return EnsembleCombiner(self.ensemble).combine(
+            stat_risk, iso.risk, ae.risk, iso.prediction, ae.prediction, flags
+        )
+
+    def score(self, features: pl.DataFrame) -> dict[str, Any]:
+        """Every layer and the decision for a feature frame, in memory (validation, A/B, replay)."""
+        x = self.matrix(features)
+        stat_risk, flags = self.statistical(features)
+        iso = self.isolation(x)
+        ae, latent = self.autoencoder_scores(x)
+        result = self.combine(stat_risk, flags, iso, ae)
+        return {
+            "statistical_risk": stat_risk,
+            "flags": flags,
+            "isolation": iso,
+            "autoencoder": ae,
+            "latent": latent,
+            "ensemble": result,
+        }
