@@ -20,7 +20,6 @@ import numpy as np
 import polars as pl
 
 from fraud_assets.generator.hashing import uniform
-from fraud_assets.reference import FRAUD_SCENARIOS
 
 _SOURCE, _DELAY, _REVIEW = 51, 52, 53
 SOURCES = ("analyst", "customer_report", "chargeback")
@@ -126,6 +125,3 @@ def build_labels(
         .select(LABEL_COLUMNS)
         .sort("transaction_timestamp", "transaction_id")
     )
-
-
-__all__ = ["FRAUD_SCENARIOS", "LABEL_COLUMNS", "build_labels"]

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fraud_assets.clickhouse import ClickHouseResource
 from fraud_assets.generator.config import GeneratorConfig
 from fraud_assets.generator.history import read_prior_history, rows_after
-from fraud_assets.generator.simulate import GeneratedData, generate
+from fraud_assets.generator.simulate import generate
 from fraud_assets.generator.store import delete_range, insert_frame
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,6 @@ class LoadSummary:
     generate_s: float
     write_s: float
     rows_after_end: int = 0
-    data: GeneratedData | None = field(default=None, repr=False)
 
     @property
     def fraud_total(self) -> int:
@@ -36,7 +35,7 @@ class LoadSummary:
 
 
 def generate_into_clickhouse(
-    clickhouse: ClickHouseResource, config: GeneratorConfig, keep_data: bool = False
+    clickhouse: ClickHouseResource, config: GeneratorConfig
 ) -> LoadSummary:
     """Replace ``[config.start, config.end)`` in ClickHouse with a generated range."""
     with clickhouse.get_client() as client:
@@ -65,5 +64,4 @@ def generate_into_clickhouse(
         generate_s=generated - began,
         write_s=written - generated,
         rows_after_end=later,
-        data=data if keep_data else None,
     )

@@ -119,9 +119,6 @@ class Profiles:
         """Mean USD amount of the user's transactions (log-normal mean)."""
         return np.exp(self.amount_mu + self.amount_sigma**2 / 2)
 
-    def user_ids(self) -> list[str]:
-        return [user_id(i) for i in range(self.n)]
-
     def active_mask(self, day_start_s: int) -> np.ndarray:
         """Users whose account is open and not churned at some point of the day."""
         return (self.signup_s < day_start_s + DAY_S) & (self.churn_s > day_start_s)
