@@ -150,5 +150,10 @@ def generate(config: GeneratorConfig, prior: PriorHistory | None = None) -> Gene
         labels=labels,
         incidents=frame.filter(pl.col("fraud_type") != "")
         .select("transaction_id", "fraud_type", "incident")
-        .join(incident_end.select("incident", "incident_rows"), on="incident", how="left"),
+        .join(
+            incident_end.select("incident", "incident_rows"),
+            on="incident",
+            how="left",
+            maintain_order="left",
+        ),
     )

@@ -53,9 +53,13 @@ def main() -> None:
         summary = generate_into_clickhouse(clickhouse, config)
         _report(f"{args.users:,} users x {args.days} days", summary, time.perf_counter() - began)
         share = summary.fraud_total / summary.rows
-        print(f"fraud: {summary.fraud_total:,} transactions ({share:.3%}), {summary.labels:,} labels")
+        print(
+            f"fraud: {summary.fraud_total:,} transactions ({share:.3%}), {summary.labels:,} labels"
+        )
         for scenario, rows in summary.fraud_rows.items():
-            print(f"  {scenario:<22} {rows:>6} transactions {summary.incidents[scenario]:>5} incidents")
+            print(
+                f"  {scenario:<22} {rows:>6} transactions {summary.incidents[scenario]:>5} incidents"
+            )
         if args.then_days:
             later = GeneratorConfig(
                 start=end,
