@@ -40,13 +40,19 @@ def markdown(frame: pl.DataFrame) -> str:
 
 
 def read_transactions(client: Client, start: datetime, end: datetime) -> pl.DataFrame:
+    columns = ", ".join(
+        "toDateTime64(timestamp, 6, 'UTC') AS timestamp" if c == "timestamp" else c
+        for c in TRANSACTION_COLUMNS
+    )
     table = client.query_arrow(
-        f"SELECT {', '.join(TRANSACTION_COLUMNS)} FROM crypto_transactions "  # noqa: S608
+        f"SELECT {columns} FROM crypto_transactions "  # noqa: S608
         "WHERE timestamp >= {start:DateTime('UTC')} AND timestamp < {end:DateTime('UTC')} "
         "ORDER BY timestamp, transaction_id",
         parameters={"start": start, "end": end},
+        use_strings=True,
     )
-    return pl.from_arrow(table).with_columns(pl.col("timestamp").dt.replace_time_zone("UTC"))
+    frame = pl.from_arrow(table)
+    return frame.with_columns(pl.col(pl.Categorical).cast(pl.String))
 
 
 def validate(
