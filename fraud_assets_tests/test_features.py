@@ -206,6 +206,17 @@ def test_previous_transaction_among_summarised_history():
     assert de["b"]["is_new_country_for_user"] == 0
 
 
+def test_previous_transaction_at_the_very_start_of_the_look_back():
+    lookback_start = T0 - timedelta(days=30)
+    history = [
+        tx("h1", lookback_start, country="US"),  # summarised
+        tx("h2", lookback_start, country="DE"),  # same second, later id: the previous one
+    ]
+    f = features_of([tx("a", timedelta(minutes=59), country="US")], history)
+    assert f["a"]["country_changed"] == 1
+    assert f["a"]["user_tx_count_30d"] == 2
+
+
 def test_country_change_and_new_country():
     countries = ["US", "US", "DE", "DE", "US"]
     rows = [tx(f"t{i}", timedelta(hours=i), country=c) for i, c in enumerate(countries)]

@@ -149,6 +149,7 @@ class _Rows:
             self.time_us,
             self.time_order,
             self.frame.get_column("transaction_id"),
+            self.is_summary,
             self.n_targets,
             self.time_origin,
             self.stride,
@@ -176,12 +177,14 @@ def _rows(targets: pl.DataFrame, history: pl.DataFrame, span: _Span) -> _Rows:
     summary_flags = np.zeros(frame.height, dtype=bool)
     if n_summaries:
         summary_flags[-n_summaries:] = True
-    order = frame.select(pl.arg_sort_by("timestamp", maintain_order=True)).to_series()
+    # By time, summary rows first among equal times: they are never a previous transaction.
+    time_us = frame.get_column("timestamp").dt.epoch("us").to_numpy()
+    order = pl.Series(time_us * 2 + ~summary_flags).arg_sort()
     return _Rows(
         frame=frame,
         n_targets=targets.height,
         time_ms=frame.get_column("timestamp").dt.epoch("ms").to_numpy(),
-        time_us=frame.get_column("timestamp").dt.epoch("us").to_numpy(),
+        time_us=time_us,
         is_summary=summary_flags,
         span=span,
         time_order=order.to_numpy().astype(np.int64),

@@ -35,7 +35,8 @@ class Timeline:
 
     ``time_order`` lists the rows by timestamp (ties in any order): ties inside
     a group, rare, are then put in ``transaction_ids`` order, so the result
-    never depends on how the rows happened to be arranged. The first
+    never depends on how the rows happened to be arranged (``is_summary`` rows
+    excepted; see ``_order_ties_by_id``). The first
     ``n_targets`` rows are the ones features are computed for; every method
     returns arrays in their order. ``time_origin`` must not exceed any row time
     or window start, and ``stride`` must exceed every (time − time_origin).
@@ -48,6 +49,7 @@ class Timeline:
         time_us: np.ndarray,
         time_order: np.ndarray,
         transaction_ids: pl.Series,
+        is_summary: np.ndarray,
         n_targets: int,
         time_origin: int,
         stride: int,
@@ -61,7 +63,7 @@ class Timeline:
         sorted_group = group[self.order]
         starts_group = np.ones(n, dtype=bool)
         starts_group[1:] = sorted_group[1:] != sorted_group[:-1]
-        _order_ties_by_id(self.order, starts_group, time_us, transaction_ids)
+        _order_ties_by_id(self.order, starts_group, time_us, transaction_ids, is_summary)
 
         dense_group = np.cumsum(starts_group, dtype=np.int64) - 1
         if n and int(dense_group[-1]) >= np.iinfo(np.int64).max // max(stride, 1):
@@ -128,12 +130,20 @@ class Timeline:
 
 
 def _order_ties_by_id(
-    order: np.ndarray, starts_group: np.ndarray, time_us: np.ndarray, ids: pl.Series
+    order: np.ndarray,
+    starts_group: np.ndarray,
+    time_us: np.ndarray,
+    ids: pl.Series,
+    is_summary: np.ndarray,
 ) -> None:
-    """Within runs of equal (group, timestamp), reorder ``order`` by transaction id, in place."""
+    """Within runs of equal (group, timestamp), reorder ``order`` by transaction id, in place.
+
+    Summary rows are left alone: they precede every window, so their order never matters.
+    """
     sorted_time = time_us[order]
+    raw = ~is_summary[order]
     tie = np.zeros(order.shape[0], dtype=bool)  # tie[p]: row at p ties with the one at p − 1
-    tie[1:] = (sorted_time[1:] == sorted_time[:-1]) & ~starts_group[1:]
+    tie[1:] = (sorted_time[1:] == sorted_time[:-1]) & ~starts_group[1:] & raw[1:] & raw[:-1]
     if not tie.any():
         return
     members = np.flatnonzero(tie | np.append(tie[1:], False))
