@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fraud_assets.detectors.rules import RuleMatrix, rule_codes
+from fraud_assets.detectors.rules import RuleMatrix, gc_paused, rule_codes
 
 Strategy = Literal["weighted_sum", "voting", "sequential"]
 APPROVED, REVIEW, BLOCKED = "approved", "review", "blocked"
@@ -131,7 +131,9 @@ class EnsembleCombiner:
         decision = np.full(n, REVIEW, dtype=object)
         decision[total < cfg.approve_below] = APPROVED
         decision[total > cfg.block_above] = BLOCKED
-        return EnsembleResult(total, decision, _reasons(flags, iso_flag, ae_flag, n))
+        with gc_paused():
+            reasons = _reasons(flags, iso_flag, ae_flag, n)
+        return EnsembleResult(total, decision, reasons)
 
 
 def _column(values: Any, n: int | None = None) -> np.ndarray:

@@ -23,7 +23,9 @@ Flags and when they fire (``>`` strict, ``>=`` inclusive, as written):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import gc
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -118,6 +120,22 @@ class RuleMatrix:
         return flags_from_matrix(self.fired, self.names)
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building millions of small acyclic lists.
+
+    Each generation-0 collection would otherwise rescan the lists built so far,
+    which makes per-row list building several times slower at 1M rows.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def rule_codes(fired: np.ndarray) -> np.ndarray:
     """One integer per row: bit ``j`` set when rule ``j`` fired."""
     return fired.astype(np.int64) @ (np.int64(1) << np.arange(fired.shape[1], dtype=np.int64))
@@ -130,7 +148,8 @@ def flags_from_matrix(fired: np.ndarray, names: tuple[str, ...]) -> list[list[st
         code: [names[j] for j in range(len(names)) if (code >> j) & 1]
         for code in np.flatnonzero(np.bincount(codes, minlength=1)).tolist()
     }
-    return [[*table[code]] for code in codes.tolist()]
+    with gc_paused():
+        return [[*table[code]] for code in codes.tolist()]
 
 
 class StatisticalRules:

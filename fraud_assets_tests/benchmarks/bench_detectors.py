@@ -1,7 +1,7 @@
 """Detector throughput: score an hour of N rows × D features through every layer.
 
-Prints rows/s and memory per stage (tracemalloc peak of the stage's own
-allocations; NumPy reports to tracemalloc) and the process peak RSS, then
+Prints rows/s per stage (best of ``repeat`` runs), the stage's peak RSS above
+the RSS it started with (sampled every 5 ms) and the process peak RSS, then
 times a few autoencoder training epochs on the same rows to extrapolate a
 full early-stopped training run.
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import threading
 import time
-import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -36,18 +36,41 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def current_rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class RssSampler:
+    """Highest RSS seen while a stage runs (the process peak only ever grows)."""
+
+    def __enter__(self) -> RssSampler:
+        self.start = self.peak = current_rss_mib()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, current_rss_mib())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, current_rss_mib())
+
+
 def stage(name: str, rows: int, fn: Callable[[], Any], repeat: int = 1) -> Any:
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
     best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    stage_peak = (tracemalloc.get_traced_memory()[1] - base) / 2**20
+    with RssSampler() as rss:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            result = fn()
+            best = min(best, time.perf_counter() - start)
     print(
         f"{name:<44} {best:8.2f} s {rows / best:>12,.0f} rows/s"
-        f"   stage peak {stage_peak:7.0f} MiB   process RSS peak {peak_rss_mib():7.0f} MiB",
+        f"   stage +{rss.peak - rss.start:6.0f} MiB   process RSS peak {peak_rss_mib():7.0f} MiB",
         flush=True,
     )
     return result
@@ -84,9 +107,7 @@ def main() -> None:
     args = parser.parse_args()
     n, d = args.rows, args.features
     rng = np.random.default_rng(0)
-    tracemalloc.start()
-
-    print(f"{n:,} rows × {d} features, {os.cpu_count()} CPUs")
+    print(f"{n:,} rows × {d} features, {os.cpu_count()} CPUs, load average {os.getloadavg()}")
     X = rng.normal(size=(n, d)).astype(np.float32)
     features = feature_frame(n, rng)
 
