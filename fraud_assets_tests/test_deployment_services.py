@@ -139,27 +139,42 @@ def docker_home(tmp_path: Path, postgres_env: dict[str, str]) -> Iterator[Path]:
         yield home
 
 
-@dg.asset(partitions_def=hourly_partitions, metadata={"partition_expr": "timestamp"})
-def deployment_probe(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    """A stand-in hourly asset: what is stored in Postgres is the same for any asset."""
-    return dg.MaterializeResult(metadata={"hour": context.partition_key})
+def _scoring_entry_resources(clickhouse_dsn: str, tmp_path: Path) -> dict[str, Any]:
+    """The code location's resources, on this test's embedded ClickHouse and scratch folder."""
+    from fraud_assets.clickhouse import ClickHouseResource
+    from fraud_assets.io import ClickHousePolarsIOManager
+    from fraud_assets.io.intermediate import IntermediateFrameIOManager
+    from fraud_assets.resources import default_resources
+
+    return {
+        **default_resources(),
+        "clickhouse": ClickHouseResource(dsn=clickhouse_dsn),
+        "polars_io_manager": ClickHousePolarsIOManager(dsn=clickhouse_dsn),
+        "intermediate_io_manager": IntermediateFrameIOManager(root=str(tmp_path / "frames")),
+    }
 
 
 def test_partition_materialization_persists_in_postgres(
-    docker_home: Path, postgres_env: dict[str, str]
+    docker_home: Path, postgres_env: dict[str, str], clickhouse_dsn: str, tmp_path: Path
 ) -> None:
+    """The scoring graph's first hourly step, run on the docker instance, is recorded in Postgres."""
     from dagster_docker import DockerRunLauncher
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
+    from fraud_assets.assets.scoring import extract_transactions
+
+    assert extract_transactions.partitions_def == hourly_partitions
+    keys = sorted(extract_transactions.keys)
     with dg.DagsterInstance.from_config(str(docker_home)) as instance:
         assert isinstance(instance.run_storage, PostgresRunStorage)
         assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
         assert isinstance(instance.run_launcher, DockerRunLauncher)
         assert instance.run_retries_enabled and instance.run_monitoring_enabled
         result = dg.materialize(
-            [deployment_probe],
+            [extract_transactions],
             partition_key=PARTITION,
             instance=instance,
+            resources=_scoring_entry_resources(clickhouse_dsn, tmp_path),
             tags={"fraud_assets/partition": PARTITION},
         )
         assert result.success
@@ -171,10 +186,11 @@ def test_partition_materialization_persists_in_postgres(
         assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
         assert run.tags["dagster/partition"] == PARTITION
         assert run.tags["fraud_assets/partition"] == PARTITION
-        event = instance.get_latest_materialization_event(deployment_probe.key)
-        assert event is not None and event.run_id == run_id
-        assert event.asset_materialization.partition == PARTITION
-        assert PARTITION in instance.get_materialized_partitions(deployment_probe.key)
+        for key in keys:
+            event = instance.get_latest_materialization_event(key)
+            assert event is not None and event.run_id == run_id
+            assert event.asset_materialization.partition == PARTITION
+            assert PARTITION in instance.get_materialized_partitions(key)
 
     import psycopg2
 
@@ -191,10 +207,11 @@ def test_partition_materialization_persists_in_postgres(
             assert cursor.fetchall() == [("SUCCESS",)]
             cursor.execute(
                 "SELECT asset_key, partition FROM event_logs"
-                " WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'",
+                " WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'"
+                " ORDER BY asset_key",
                 (run_id,),
             )
-            assert cursor.fetchall() == [(deployment_probe.key.to_string(), PARTITION)]
+            assert cursor.fetchall() == [(key.to_string(), PARTITION) for key in keys]
     finally:
         connection.close()
 
