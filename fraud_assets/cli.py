@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fraud_assets import settings
+from fraud_assets import demo, settings
 from fraud_assets.clickhouse import ClickHouseResource, apply_migrations, connect, redact_dsn
 from fraud_assets.generator import cli as generator_cli
 from fraud_assets.iot import cli as iot_cli
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=_db_init)
     generator_cli.add_parser(commands)
     iot_cli.add_parser(commands)
+    demo.add_parser(commands)
     return parser
 
 

@@ -267,7 +267,7 @@ def alert(
 ) -> dg.MaterializeResult:
     blocked = decisions.filter(pl.col("final_decision") == "blocked")
     window = context.partition_time_window
-    hour = f"{window.start:%Y-%m-%d %H:%M}–{window.end:%H:%M} UTC"
+    hour = f"{window.start:%Y-%m-%d %H:%M} → {window.end:%Y-%m-%d %H:%M} UTC"
     if blocked.is_empty():
         context.log.info(f"no blocked transactions in {hour}: no alert sent")
         return dg.MaterializeResult(
