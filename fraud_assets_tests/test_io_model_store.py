@@ -244,6 +244,30 @@ def test_model_io_manager_through_materialize(model_dir: Path):
             materialize([thresholds.to_source_asset(), uses_thresholds])
 
 
+def test_model_io_manager_unpartitioned_and_outside_an_instance(model_dir: Path):
+    manager = ModelIOManager(root=str(model_dir))
+
+    @dg.asset(io_manager_key="models")
+    def rules_config() -> dict:
+        return {"max_amount": 10_000}
+
+    @dg.asset
+    def uses_rules(rules_config: dict) -> None:
+        assert rules_config == {"max_amount": 10_000}
+
+    resources = {
+        "models": manager,
+        "io_manager": dg.FilesystemIOManager(base_dir=str(model_dir.parent / "fs")),
+    }
+    assert dg.materialize([rules_config, uses_rules], resources=resources).success
+    # without an instance the partition's LATEST pointer names the artifact
+    context = dg.build_input_context(asset_key="rules_config")
+    assert manager.load_input(context) == {"max_amount": 10_000}
+    missing = dg.build_input_context(asset_key="never_materialized")
+    with pytest.raises(ModelIntegrityError, match="materialize it first"):
+        manager.load_input(missing)
+
+
 def test_importing_the_io_package_does_not_import_tensorflow():
     code = "import sys, fraud_assets.io, fraud_assets.resources; print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

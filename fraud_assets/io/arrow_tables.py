@@ -1,17 +1,19 @@
 """Arrow tables in and out of ClickHouse table slices: the IO managers' engine.
 
-Transfer is columnar both ways and the same for the embedded engine and a
-server: writes send one Arrow IPC payload (``INSERT … FORMAT Arrow``; on chdb
-clickhouse-connect hands it to the engine as a file), reads ask for
-``FORMAT Arrow`` and map the bytes without copying. On a 20-column frame this
-is 4-5x faster than clickhouse-connect's ``insert_arrow``/``query_arrow``.
+Transfer is columnar both ways. Writes send Arrow IPC in 128k-row record
+batches: to a server as ``INSERT … FORMAT ArrowStream``; to the embedded
+engine, which shares this process's filesystem, as an Arrow file that it reads
+with ``INSERT … SELECT FROM file()`` over several threads. Reads ask for
+``FORMAT ArrowStream`` in 128k-row blocks and map the bytes without copying.
+Rows come back in no particular order: sort where order matters.
 
 Schemas are the tables' own. A table that exists (every table from ``sql/``)
 is written in its typed schema: the frame is cast to its column types with
 Arrow's checked casts (an out-of-range Int8 is an error, not a wrapped value),
-columns the frame lacks take their DEFAULT, and anything that would be lost
-silently — an unknown column, a missing column without a DEFAULT, a NULL in a
-column that is not Nullable — is an error naming the columns. A table that does
+columns the frame lacks take their DEFAULT (listed in the output metadata as
+``columns_defaulted``), and anything that would be lost silently — an unknown
+column, a NULL in a column that is not Nullable — is an error naming the
+columns. A table that does
 not exist is created from the frame with faithful types (Nullable only where
 the frame holds nulls, ``DateTime64(p, 'UTC')``, ``Array``, ``LowCardinality``
 for categoricals), ordered by its partition columns.
@@ -28,9 +30,10 @@ Replacing a partition's slice — the mechanism, chosen deliberately:
   'complete' once the read-back count equals the rows sent. A crash in between
   leaves 'writing', and reading an overlapping slice then fails naming the
   run, instead of returning a silently short frame; re-materializing repairs
-  it. A read-back count that differs from the rows sent (rows outside the
-  partition window, a concurrent writer) fails the step and is logged as an
-  observation with both counts.
+  it. Every materialization's metadata shows the rows sent (``rows_written``)
+  next to the rows read back (``dagster/row_count``); a difference (rows
+  outside the partition window, a concurrent writer) fails the step with both
+  counts and leaves the slice marked incomplete.
 * Unpartitioned assets: the frame goes into a staging copy of the table, which
   then swaps places with it (``EXCHANGE TABLES``, atomic): readers see the old
   table or the new one, never an empty or half-written one.
@@ -43,6 +46,8 @@ an error and nothing is deleted.
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,7 +68,10 @@ JOURNAL_TABLE = "io_manager_writes"
 # NULL where the table column is Nullable, NaN where it is not.
 NAN_MEANS_NULL = b"fraud_assets.nan_means_null"
 
+# Blocks of 128k rows (not ClickHouse's 8k-65k default) make fewer, larger record
+# batches: ~30% faster to produce and to read into Arrow.
 _READ_SETTINGS = (
+    "max_block_size = 131072, preferred_block_size_bytes = 1000000000, "
     "output_format_arrow_string_as_string = 1, "
     "output_format_arrow_low_cardinality_as_dictionary = 0, "
     "output_format_arrow_fixed_string_as_fixed_byte_array = 0"
@@ -124,6 +132,7 @@ class WriteResult:
     rows_in_slice: int
     rows_replaced: int
     columns: tuple[Column, ...]
+    columns_defaulted: tuple[str, ...]
     query: str
     created_table: bool
 
@@ -198,15 +207,6 @@ def _check_columns(table_slice: TableSlice, frame: pa.Table, info: TableInfo) ->
     if not_writable:
         raise TableSchemaError(
             f"{name} computes column(s) {not_writable}; drop them from the frame"
-        )
-    missing = [
-        c.name
-        for c in info.columns
-        if c.writable and not c.default_kind and c.name not in frame.column_names
-    ]
-    if missing:
-        raise TableSchemaError(
-            f"the frame for {name} lacks column(s) {missing}, which have no DEFAULT in the table"
         )
 
 
@@ -355,8 +355,11 @@ def _ipc_payload(frame: pa.Table) -> pa.Buffer:
     return sink.getvalue()
 
 
-def _insert(client: Client, qualified: str, frame: pa.Table) -> None:
+def _insert(client: Client, qualified: str, frame: pa.Table, info: TableInfo) -> None:
     if frame.num_rows == 0:
+        return
+    if client.uri.startswith("chdb://"):
+        _insert_from_file(client, qualified, frame, info)
         return
     client.raw_insert(
         qualified,
@@ -365,6 +368,30 @@ def _insert(client: Client, qualified: str, frame: pa.Table) -> None:
         settings=_INSERT_SETTINGS,
         fmt="ArrowStream",
     )
+
+
+def _insert_from_file(client: Client, qualified: str, frame: pa.Table, info: TableInfo) -> None:
+    """The embedded engine shares this process's filesystem: it reads an Arrow file
+    directly, in parallel over its record batches (~3-4x ``insert_arrow`` on chdb)."""
+    names = ", ".join(quote_identifier(c) for c in frame.column_names)
+    structure = ", ".join(
+        f"{quote_identifier(c)} {info.column(c).type}" for c in frame.column_names
+    )
+    fd, path = tempfile.mkstemp(suffix=".arrow", prefix="fraud_assets_insert_")
+    os.close(fd)
+    try:
+        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, frame.schema) as writer:
+            writer.write_table(frame, max_chunksize=INSERT_BATCH_ROWS)
+        client.command(
+            f"INSERT INTO {qualified} ({names}) SELECT {names} FROM "  # noqa: S608
+            f"file({slices.string_literal(path)}, 'Arrow', {slices.string_literal(structure)})",
+            settings={
+                "insert_null_as_default": 0,
+                "max_insert_threads": max(2, os.cpu_count() or 2),
+            },
+        )
+    finally:
+        os.unlink(path)
 
 
 def _count(client: Client, qualified: str, where: str) -> int:
@@ -391,13 +418,16 @@ def write_slice(
     if slices.is_partitioned(table_slice):
         replaced, in_slice = _replace_slice(client, table_slice, frame, info, where, run_id)
     else:
-        replaced, in_slice = _replace_table(client, table_slice, frame)
+        replaced, in_slice = _replace_table(client, table_slice, frame, info)
     return WriteResult(
         table_name=slices.display_name(table_slice),
         rows_written=frame.num_rows,
         rows_in_slice=in_slice,
         rows_replaced=replaced,
         columns=info.columns,
+        columns_defaulted=tuple(
+            c.name for c in info.columns if c.writable and c.name not in frame.column_names
+        ),
         query=slices.select_statement(table_slice, names),
         created_table=created,
     )
@@ -424,21 +454,23 @@ def _replace_slice(
             client.command(
                 f"ALTER TABLE {qualified} DELETE WHERE {where}", settings={"mutations_sync": 2}
             )
-    _insert(client, qualified, frame)
+    _insert(client, qualified, frame, info)
     in_slice = _count(client, qualified, where)
     if in_slice == frame.num_rows:
         _journal(client, table_slice, where, run_id, "complete", frame.num_rows, in_slice)
     return existing, in_slice
 
 
-def _replace_table(client: Client, table_slice: TableSlice, frame: pa.Table) -> tuple[int, int]:
+def _replace_table(
+    client: Client, table_slice: TableSlice, frame: pa.Table, info: TableInfo
+) -> tuple[int, int]:
     qualified = slices.qualified_name(table_slice)
     staging_slice = table_slice._replace(table=f"{table_slice.table}__io_staging")
     staging = slices.qualified_name(staging_slice)
     client.command(f"DROP TABLE IF EXISTS {staging} SYNC")
     client.command(f"CREATE TABLE {staging} AS {qualified}")
     try:
-        _insert(client, staging, frame)
+        _insert(client, staging, frame, info)
         replaced = _count(client, qualified, "1")
         client.command(f"EXCHANGE TABLES {qualified} AND {staging}")
     finally:
@@ -516,8 +548,7 @@ def read_slice(client: Client, table_slice: TableSlice) -> tuple[pa.Table, Table
     if unknown:
         raise TableSchemaError(f"{name} has no column(s) {unknown}; its columns are {info.names}")
     columns = [info.column(c) for c in selected]
-    if slices.is_partitioned(table_slice):
-        check_no_incomplete_write(client, table_slice)
+    check_no_incomplete_write(client, table_slice)
     query = slices.select_statement(table_slice, info.names)
     payload = client.raw_query(f"{query} SETTINGS {_READ_SETTINGS} FORMAT ArrowStream")
     if not payload:

@@ -135,6 +135,7 @@ def output_metadata(result: arrow_tables.WriteResult) -> dict[str, Any]:
         ),
         "rows_written": result.rows_written,
         "rows_replaced": result.rows_replaced,
+        "columns_defaulted": dg.MetadataValue.json(list(result.columns_defaulted)),
         "Query": dg.MetadataValue.text(result.query),
     }
 
@@ -163,18 +164,17 @@ class ClickHouseDbIOManager(DbIOManager):
         with self._db_client.connect(context, table_slice) as connection:
             self._db_client.ensure_schema_exists(context, table_slice, connection)
             result = arrow_tables.write_slice(connection, table_slice, frame, _run_id(context))
-        metadata = output_metadata(result)
         if result.rows_in_slice != result.rows_written:
-            if context.has_asset_key:
-                context.log_event(
-                    dg.AssetObservation(asset_key=context.asset_key, metadata=metadata)
-                )
-            raise arrow_tables.ShortWriteError(
-                f"{result.table_name}: wrote {result.rows_written} row(s) but the partition slice "
-                f"now holds {result.rows_in_slice}. Rows outside the partition window, or another "
-                "writer, changed the slice; it is marked incomplete until re-materialized."
+            # Fails the step (run-failure alerts fire) and leaves the slice marked
+            # incomplete in the write journal, so downstream loads refuse it.
+            message = (
+                f"{result.table_name}: wrote {result.rows_written} row(s) but the partition "
+                f"slice now holds {result.rows_in_slice}. Rows outside the partition window, or "
+                "another writer, changed the slice; it is marked incomplete until re-materialized."
             )
-        context.add_output_metadata(metadata)
+            context.log.error(message)
+            raise arrow_tables.ShortWriteError(message)
+        context.add_output_metadata(output_metadata(result))
 
     def load_input(self, context: dg.InputContext) -> object:
         obj_type = context.dagster_type.typing_type
@@ -201,7 +201,11 @@ class ClickHouseIOManager(dg.ConfigurableIOManagerFactory):
     Asset metadata it reads: ``partition_expr`` (the column or SQL expression a
     partition dimension filters on; a dict per dimension for multi-partitions),
     ``schema`` (the ClickHouse database for this asset), and on inputs
-    ``columns`` (load only these).
+    ``columns`` (load only these). Output metadata: ``dagster/row_count`` (rows
+    in the written slice, read back), ``rows_written``, ``rows_replaced``,
+    ``columns_defaulted`` (table columns the frame lacked, filled by DEFAULT),
+    ``dagster/table_name``, ``dagster/column_schema`` and the ``Query`` that
+    reads the slice.
     """
 
     dsn: str = Field(
@@ -211,13 +215,13 @@ class ClickHouseIOManager(dg.ConfigurableIOManagerFactory):
     )
     database: str = Field(
         default_factory=settings.clickhouse_database,
-        description="The database the IO manager connects to and migrates.",
+        description="The database assets' tables live in (migrated from sql/ on first use).",
     )
     schema_: str | None = Field(
         default=None,
         alias="schema",
-        description="The database assets' tables live in, unless an asset's 'schema' metadata "
-        "says otherwise. Defaults to 'database'.",
+        description="Dagster's name for the same thing: when set, overrides 'database'. An "
+        "asset's own 'schema' metadata overrides both.",
     )
     lock_timeout_s: float | None = Field(
         default=None,
