@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 REVIEW_BUDGETS: tuple[float, ...] = (0.005, 0.01, 0.02)
 
@@ -48,6 +47,8 @@ def ranking_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """ROC-AUC, PR-AUC (average precision) and recall at fixed review budgets."""
     labels = np.asarray(labels).astype(int)
     scores = np.asarray(scores, dtype=float)
+    from sklearn.metrics import average_precision_score, roc_auc_score  # slow import: keep it lazy
+
     result: dict[str, float] = {"roc_auc": math.nan, "pr_auc": math.nan}
     if 0 < labels.sum() < len(labels):
         result["roc_auc"] = float(roc_auc_score(labels, scores))
