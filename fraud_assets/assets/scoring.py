@@ -23,12 +23,19 @@ import polars as pl
 
 from fraud_assets.assets import scoring_steps as steps
 from fraud_assets.clickhouse import ClickHouseResource
+from fraud_assets.clickhouse.errors import CLICKHOUSE_RETRY_POLICY
 from fraud_assets.notify import NotifierResource
 from fraud_assets.partitions import hourly_partitions
 
 INTERMEDIATE = "intermediate_io_manager"
 CLICKHOUSE = "polars_io_manager"
+# Steps that write scoring tables share one concurrency pool (limit 1 in the
+# deployment), so two runs covering the same hour never interleave a slice's
+# DELETE and INSERT: the later write replaces the earlier one whole.
+WRITE_POOL = "fraud_scoring_writes"
 _hourly = {"partitions_def": hourly_partitions, "backfill_policy": dg.BackfillPolicy.single_run()}
+_retried = {"retry_policy": CLICKHOUSE_RETRY_POLICY}  # transient ClickHouse faults only
+_writes = {**_retried, "pool": WRITE_POOL}
 _owned = {"owners": ["team:fraud-ml"]}
 _by_time = {"partition_expr": "timestamp"}
 
@@ -53,6 +60,7 @@ _by_time = {"partition_expr": "timestamp"}
         ),
     },
     **_hourly,
+    **_writes,
 )
 def extract_transactions(context: dg.AssetExecutionContext, clickhouse: ClickHouseResource):
     window = context.partition_time_window
@@ -81,6 +89,7 @@ def extract_transactions(context: dg.AssetExecutionContext, clickhouse: ClickHou
 @dg.asset(
     **_hourly,
     **_owned,
+    **_retried,
     group_name="features",
     io_manager_key=INTERMEDIATE,
     metadata=_by_time,
@@ -132,6 +141,7 @@ def statistical_layer(
 @dg.asset(
     **_hourly,
     **_owned,
+    **_retried,
     group_name="scoring",
     io_manager_key=INTERMEDIATE,
     metadata=_by_time,
@@ -157,6 +167,7 @@ def isolation_forest_prediction(
 @dg.asset(
     **_hourly,
     **_owned,
+    **_retried,
     group_name="scoring",
     io_manager_key=INTERMEDIATE,
     metadata=_by_time,
@@ -183,6 +194,7 @@ def autoencoder_prediction(
 @dg.asset(
     **_hourly,
     **_owned,
+    **_retried,
     group_name="scoring",
     io_manager_key=INTERMEDIATE,
     metadata=_by_time,
@@ -223,6 +235,7 @@ def ensemble_decision(
 @dg.asset(
     **_hourly,
     **_owned,
+    **_writes,
     name="detected_anomalies_ensemble",
     group_name="reporting",
     io_manager_key=CLICKHOUSE,
@@ -260,6 +273,7 @@ def send_alerts(
 @dg.asset(
     **_hourly,
     **_owned,
+    **_writes,
     name="daily_model_performance",
     group_name="reporting",
     deps=["detected_anomalies_ensemble"],

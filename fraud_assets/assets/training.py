@@ -33,6 +33,7 @@ from fraud_assets.assets.training_steps import (
 )
 from fraud_assets.bundle import JsonReport, ModelThresholds, ScoringBundle
 from fraud_assets.clickhouse import ClickHouseResource
+from fraud_assets.clickhouse.errors import CLICKHOUSE_RETRY_POLICY
 from fraud_assets.detectors.calibration import ScoreCalibrator
 from fraud_assets.detectors.thresholds import ThresholdStrategy, fit_threshold
 from fraud_assets.features import FEATURE_COLUMNS, FeatureScaler, extract_features
@@ -45,6 +46,7 @@ GROUP = "training"
 INTERMEDIATE = "intermediate_io_manager"
 MODELS = "model_io_manager"
 _common = {"partitions_def": weekly_partitions, "group_name": GROUP, "owners": ["team:fraud-ml"]}
+_retried = {"retry_policy": CLICKHOUSE_RETRY_POLICY}  # transient ClickHouse faults only
 
 
 class ExtractTrainingConfig(dg.Config):
@@ -56,6 +58,7 @@ class ExtractTrainingConfig(dg.Config):
 
 @dg.asset(
     **_common,
+    **_retried,
     io_manager_key=INTERMEDIATE,
     kinds={"clickhouse", "polars"},
     description="Seed task 1: the last 30 days of transactions before the week's end, labelled "
@@ -110,6 +113,7 @@ def extract_training_data(
     partitions_def=weekly_partitions,
     group_name=GROUP,
     ins={"extract_training_data": dg.AssetIn()},
+    **_retried,
 )
 def feature_engineering_train(
     context: dg.AssetExecutionContext,
@@ -378,6 +382,7 @@ def validation_quality_gates(
 
 @dg.asset(
     **_common,
+    **_retried,
     deps=[validate_models],
     kinds={"clickhouse"},
     description="Seed task 7: the bundle's rows in model_registry (one per model type, version "
@@ -458,6 +463,7 @@ class ABTestConfig(dg.Config):
 
 @dg.asset(
     **_common,
+    **_retried,
     io_manager_key=MODELS,
     description="Seed task 8: the candidate scores a deterministic 10% slice of recent traffic "
     "(hash of the transaction id) beside the active models; compares alert rates and labelled "
@@ -493,6 +499,7 @@ def a_b_test(
 
 @dg.asset(
     **_common,
+    **_retried,
     deps=[register_models],
     kinds={"clickhouse"},
     description="Seed task 9: when validation passed its gates and the A/B test says promote, the "

@@ -20,10 +20,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+
+from fraud_assets.clickhouse import errors
 
 DEFAULT_LOCK_TIMEOUT_S = float(os.environ.get("FRAUD_EMBEDDED_LOCK_TIMEOUT_S", "900"))
 
@@ -56,8 +58,13 @@ def redact_dsn(dsn: str) -> str:
 
 
 def _redact_message(message: str, dsn: str) -> str:
+    """``message`` without the DSN's password, as written in the DSN or URL-decoded."""
     password = urlsplit(dsn).password
-    return message.replace(password, "***") if password else message
+    if not password:
+        return message
+    for form in sorted({password, unquote(password)}, key=len, reverse=True):
+        message = message.replace(form, "***")
+    return message
 
 
 class _Shared:
@@ -156,9 +163,13 @@ def _server_client(dsn: str, database: str) -> Iterator[Client]:
     try:
         client = clickhouse_connect.get_client(dsn=dsn)
     except Exception as exc:  # the driver's message may echo the DSN with its password
-        raise ConnectionError(
+        message = (
             f"cannot connect to ClickHouse at {redact_dsn(dsn)}: {_redact_message(str(exc), dsn)}"
-        ) from None
+        )
+        permanent = errors.permanent_or_none(exc, lambda text: _redact_message(text, dsn))
+        if permanent is not None:
+            raise errors.PermanentClickHouseError(message, code=permanent.code) from None
+        raise ConnectionError(message) from None
     try:
         _ensure_database(client, database)
         yield client
@@ -171,12 +182,28 @@ def connect(dsn: str, database: str, lock_timeout_s: float | None = None) -> Ite
     """A clickhouse-connect client on ``database`` for the duration of the ``with`` block.
 
     Hold it only for I/O: while it is open, an embedded database is unavailable
-    to every other process.
+    to every other process. A permanent ClickHouse error raised in the block
+    (bad SQL, unknown table, no access) leaves it as
+    ``errors.PermanentClickHouseError``, which Dagster does not retry.
     """
-    if is_embedded(dsn):
-        timeout = DEFAULT_LOCK_TIMEOUT_S if lock_timeout_s is None else lock_timeout_s
-        with _embedded_client(dsn, database, timeout) as client:
-            yield client
-    else:
-        with _server_client(dsn, database) as client:
-            yield client
+    try:
+        if is_embedded(dsn):
+            timeout = DEFAULT_LOCK_TIMEOUT_S if lock_timeout_s is None else lock_timeout_s
+            with _embedded_client(dsn, database, timeout) as client:
+                yield client
+        else:
+            with _server_client(dsn, database) as client:
+                yield client
+    except Exception as exc:
+        # Permanent ClickHouse errors fail a Dagster step without retries (errors.py);
+        # a message that would show the password is replaced, not chained.
+        text = str(exc)
+        redacted = _redact_message(text, dsn)
+        permanent = errors.permanent_or_none(exc, lambda message: _redact_message(message, dsn))
+        if permanent is not None:
+            if redacted != text:
+                raise permanent from None
+            raise permanent from exc
+        if redacted != text and errors.is_clickhouse_error(exc):
+            raise ConnectionError(redacted) from None
+        raise
