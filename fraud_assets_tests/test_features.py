@@ -537,6 +537,7 @@ def test_load_feature_inputs_reads_window_history_and_labels(clickhouse):
         tx("w-u1", timedelta(minutes=10), user="u1", wallet="shared"),
         tx("w-u2", timedelta(minutes=20), user="u2", wallet="w2"),
         tx("h-u1", timedelta(days=-2), user="u1", wallet="w1"),
+        tx("h-u1-twin", timedelta(days=-2), user="u1", wallet="w1"),  # same second as h-u1
         tx("h-u1-recent", timedelta(hours=-3), user="u1", wallet="w1"),
         tx("h-u3", timedelta(days=-1, hours=-1), user="u3", wallet="shared"),  # via the wallet
         tx("h-u4", timedelta(days=-1), user="u4", wallet="w4"),  # unrelated
@@ -565,6 +566,8 @@ def test_load_feature_inputs_reads_window_history_and_labels(clickhouse):
 
     f = {r["transaction_id"]: r for r in extract_features(*inputs).iter_rows(named=True)}
     assert f["w-u1"]["user_fraud_labels_7d"] == 1
+    assert f["w-u1"]["user_tx_count_30d"] == 3
+    assert f["w-u1"]["minutes_since_last_tx"] == 3 * 60 + 10
     assert f["w-u1"]["wallet_other_users_tx_30d"] == 1
     assert f["w-u1"]["is_new_wallet_for_user"] == 1
     assert f["w-u2"]["user_has_history"] == 0

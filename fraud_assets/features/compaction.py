@@ -75,18 +75,18 @@ def _sql_array(values: tuple[int, ...]) -> str:
 
 
 _SQL_LOG_Q = "toInt64(round(log1p(greatest(amount, 0)) * 10000))"
-# The same sums in ClickHouse; rounding is half-to-even on both sides.
+# The same quantities in ClickHouse, per transaction; rounding is half-to-even on both sides.
+ROW_AGGREGATE_SQL: dict[str, str] = {
+    "agg_rows": "toInt64(1)",
+    "agg_cents": "toInt64(round(greatest(amount, 0) * 100))",
+    "agg_log_q": _SQL_LOG_Q,
+    "agg_log_q2": f"{_SQL_LOG_Q} * {_SQL_LOG_Q}",
+    "agg_hour_cos": f"toInt64(arrayElement({_sql_array(HOUR_COS)}, toHour(timestamp) + 1))",
+    "agg_hour_sin": f"toInt64(arrayElement({_sql_array(HOUR_SIN)}, toHour(timestamp) + 1))",
+    **{column: f"toInt64(transaction_type = '{kind}')" for kind, column in TYPE_AGGREGATES.items()},
+}
 AGGREGATE_SQL: dict[str, str] = {
-    "agg_rows": "toInt64(count())",
-    "agg_cents": "sum(toInt64(round(greatest(amount, 0) * 100)))",
-    "agg_log_q": f"sum({_SQL_LOG_Q})",
-    "agg_log_q2": f"sum({_SQL_LOG_Q} * {_SQL_LOG_Q})",
-    "agg_hour_cos": f"sum(toInt64(arrayElement({_sql_array(HOUR_COS)}, toHour(timestamp) + 1)))",
-    "agg_hour_sin": f"sum(toInt64(arrayElement({_sql_array(HOUR_SIN)}, toHour(timestamp) + 1)))",
-    **{
-        column: f"toInt64(countIf(transaction_type = '{kind}'))"
-        for kind, column in TYPE_AGGREGATES.items()
-    },
+    name: f"toInt64(sum({expr}))" for name, expr in ROW_AGGREGATE_SQL.items()
 }
 assert tuple(AGGREGATE_SQL) == AGGREGATE_COLUMNS
 assert LOG_AMOUNT_QUANTUM == 10_000  # literal in _SQL_LOG_Q

@@ -25,8 +25,8 @@ import polars as pl
 from clickhouse_connect.driver.client import Client
 
 from fraud_assets.features.catalog import LOOKBACK_DAYS
-from fraud_assets.features.compaction import AGGREGATE_SQL, SUMMARY_KEYS
-from fraud_assets.features.frames import HISTORY_COLUMNS, PROFILE_COLUMNS
+from fraud_assets.features.compaction import AGGREGATE_SQL, ROW_AGGREGATE_SQL, SUMMARY_KEYS
+from fraud_assets.features.frames import AGGREGATE_COLUMNS, HISTORY_COLUMNS, PROFILE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +65,9 @@ _WINDOW_WALLETS = (
 )
 _RELATED = f"(user_id IN ({_WINDOW_USERS}) OR wallet_address IN ({_WINDOW_WALLETS}))"
 _SUMMARISED = f"timestamp >= {_at('summary_start')} AND timestamp <= {_at('summary_end')}"
-# Each window user's latest summarisable transaction stays a row: it may be a
-# transaction's previous one.
-_LATEST = (
-    "SELECT user_id, argMax(transaction_id, (timestamp, transaction_id)) "  # noqa: S608
-    f"FROM crypto_transactions WHERE {_SUMMARISED} AND user_id IN ({_WINDOW_USERS}) "
-    "GROUP BY user_id"
+_KEPT_AS_ROWS = (
+    f"((timestamp >= {_at('history_start')} AND timestamp < {_at('summary_start')}) "
+    f"OR (timestamp > {_at('summary_end')} AND timestamp < {_at('start')}))"
 )
 
 TRANSACTIONS_SQL = (
@@ -80,18 +77,25 @@ TRANSACTIONS_SQL = (
 
 HISTORY_SQL = (
     f"SELECT {_select_list(HISTORY_COLUMNS)} FROM crypto_transactions "  # noqa: S608
-    f"WHERE timestamp >= {_at('history_start')} AND timestamp < {_at('start')} "
-    f"AND NOT ({_SUMMARISED}) AND {_RELATED} "
-    "UNION ALL "
-    f"SELECT {_select_list(HISTORY_COLUMNS)} FROM crypto_transactions "
-    f"WHERE {_SUMMARISED} AND (user_id, transaction_id) IN ({_LATEST})"
+    f"WHERE {_KEPT_AS_ROWS} AND {_RELATED}"
+)
+
+# Each window user's latest summarisable transactions (all those at the user's
+# latest time; the one with the greatest id is kept), with their own aggregate
+# values: it stays a row (it may be a transaction's previous one) and is taken
+# out of the summary. Matching on (user, time) keeps the scan numeric.
+LATEST_SQL = (
+    f"SELECT {_select_list(HISTORY_COLUMNS).replace(' AS timestamp', ' AS time64')}, "  # noqa: S608
+    + ", ".join(f"{expr} AS {name}" for name, expr in ROW_AGGREGATE_SQL.items())
+    + f" FROM crypto_transactions WHERE {_SUMMARISED} AND (user_id, timestamp) IN "  # noqa: S608
+    "(SELECT user_id, max(timestamp) FROM crypto_transactions "
+    f"WHERE {_SUMMARISED} AND user_id IN ({_WINDOW_USERS}) GROUP BY user_id)"
 )
 
 SUMMARY_SQL = (
     f"SELECT {', '.join(SUMMARY_KEYS)}, "  # noqa: S608
     + ", ".join(f"{expr} AS {name}" for name, expr in AGGREGATE_SQL.items())
     + f" FROM crypto_transactions WHERE {_SUMMARISED} AND {_RELATED} "
-    f"AND (user_id, transaction_id) NOT IN ({_LATEST}) "
     f"GROUP BY {', '.join(SUMMARY_KEYS)}"
 )
 
@@ -153,8 +157,13 @@ def load_feature_inputs(
         "summary_start": _micros(summary_start),
         "summary_end": _micros(summary_end),
     }
-    history = _frame(client, HISTORY_SQL, parameters)
-    summary = _frame(client, SUMMARY_SQL, parameters)
+    rows = _frame(client, HISTORY_SQL, parameters)
+    latest = (
+        _frame(client, LATEST_SQL, parameters)
+        .rename({"time64": "timestamp"})
+        .filter(pl.col("transaction_id") == pl.col("transaction_id").max().over("user_id"))
+    )
+    summary = _without(_frame(client, SUMMARY_SQL, parameters), latest)
     if summary.height:
         summary = summary.with_columns(
             transaction_id=pl.lit(""),
@@ -162,9 +171,24 @@ def load_feature_inputs(
             amount=pl.lit(0.0),
             transaction_type=pl.lit(""),
         )
-        history = pl.concat([history, summary], how="diagonal_relaxed")
+    history = pl.concat([rows, latest.select(HISTORY_COLUMNS), summary], how="diagonal_relaxed")
     return FeatureInputs(
         transactions=_frame(client, TRANSACTIONS_SQL, parameters),
         history=history,
         labels=_frame(client, LABELS_SQL, parameters),
+    )
+
+
+def _without(summary: pl.DataFrame, latest: pl.DataFrame) -> pl.DataFrame:
+    """Summaries minus the latest rows' own aggregates (exact: all integers)."""
+    if latest.height == 0:
+        return summary
+    taken = latest.group_by(SUMMARY_KEYS).agg(pl.col(c).sum() for c in AGGREGATE_COLUMNS)
+    return (
+        summary.join(taken, on=SUMMARY_KEYS, how="left", suffix="_taken")
+        .with_columns(
+            (pl.col(c) - pl.col(f"{c}_taken").fill_null(0)).alias(c) for c in AGGREGATE_COLUMNS
+        )
+        .filter(pl.col("agg_rows") > 0)
+        .select(*SUMMARY_KEYS, *AGGREGATE_COLUMNS)
     )
