@@ -1,9 +1,12 @@
 """Model artifacts ↔ the model volume, as a Dagster IO manager over ``ModelStore``.
 
 Each materialization stores a new version directory (never overwriting the
-artifact a registry row may point at): ``<asset>/<partition>/<version>``,
+artifact a registry row may point at): ``<asset>/<partition>/<version>-<run>``,
 where the version is the output's ``model_version`` metadata if the asset sets
-it, else ``<UTC time>-<run id>``. The output metadata carries ``path``
+it, else the UTC time, and ``<run>`` the first 8 characters of the run id. So
+retraining a version that is already registered (or active) writes beside it:
+the registry keeps pointing at complete, matching files until it is updated,
+and a run killed mid-training leaves it untouched. The output metadata carries ``path``
 (relative to the model root), ``sha256`` (of the manifest), the files and
 their checksums. Loading an input takes the path and sha256 from the
 upstream partition's latest materialization (falling back to the partition's
@@ -32,6 +35,13 @@ def _asset_name(context: dg.OutputContext | dg.InputContext) -> str:
     return "/".join(context.asset_key.path)
 
 
+def _run_id(context: dg.OutputContext) -> str:
+    try:
+        return context.run_id
+    except dg.DagsterInvariantViolationError:  # an output context built outside a run
+        return uuid.uuid4().hex
+
+
 class ModelIOManager(dg.ConfigurableIOManager):
     """Trained models, scalers and thresholds stored in their native formats, verified on load."""
 
@@ -55,7 +65,8 @@ class ModelIOManager(dg.ConfigurableIOManager):
         partition = self._single_partition(context)
         version = self._version(context)
         asset = _asset_name(context)
-        ref = self.store.save(obj, asset=asset, version=version, partition=partition)
+        directory = f"{version}-{_run_id(context)[:8]}"
+        ref = self.store.save(obj, asset=asset, version=directory, partition=partition)
         self._write_latest(asset, partition, ref)
         manifest = self.store.verify(ref)
         files = manifest["files"]
@@ -91,11 +102,7 @@ class ModelIOManager(dg.ConfigurableIOManager):
             value = metadata.get("model_version")
             if value is not None:
                 return str(getattr(value, "value", value))
-        try:
-            run = context.run_id
-        except dg.DagsterInvariantViolationError:  # an output context built outside a run
-            run = uuid.uuid4().hex
-        return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{run[:8]}"
+        return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
 
     def _latest_path(self, asset: str, partition: str | None) -> Path:
         relative = self.store.relative_path(asset=asset, version="x", partition=partition)
