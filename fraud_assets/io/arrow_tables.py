@@ -142,21 +142,20 @@ class WriteResult:
 
 def describe(client: Client, database: str, table: str) -> TableInfo | None:
     """The table's columns (in order), engine and comment; None when it does not exist."""
-    params = {"db": database, "table": table}
-    found = client.query(
-        "SELECT engine, comment FROM system.tables WHERE database = {db:String} "
-        "AND name = {table:String}",
-        parameters=params,
-    ).result_rows
-    if not found:
-        return None
     rows = client.query(
-        "SELECT name, type, default_kind FROM system.columns WHERE database = {db:String} "
-        "AND table = {table:String} ORDER BY position",
-        parameters=params,
+        "SELECT name, type, default_kind, "
+        "(SELECT any(engine) FROM system.tables WHERE database = {db:String} "
+        "AND name = {table:String}), "
+        "(SELECT any(comment) FROM system.tables WHERE database = {db:String} "
+        "AND name = {table:String}) "
+        "FROM system.columns WHERE database = {db:String} AND table = {table:String} "
+        "ORDER BY position",
+        parameters={"db": database, "table": table},
     ).result_rows
-    engine, comment = found[0]
-    return TableInfo(tuple(Column(*row) for row in rows), engine, comment)
+    if not rows:
+        return None
+    columns = tuple(Column(name, type_, kind) for name, type_, kind, _, _ in rows)
+    return TableInfo(columns, engine=rows[0][3], comment=rows[0][4])
 
 
 def _empty_table(columns: Sequence[Column]) -> pa.Table:

@@ -161,8 +161,8 @@ class ClickHouseDbIOManager(DbIOManager):
         if not isinstance(handler, ArrowFrameTypeHandler):
             return super().handle_output(context, obj)
         frame = handler.to_arrow(obj)
+        # connect() creates the database and applies the migrations from sql/
         with self._db_client.connect(context, table_slice) as connection:
-            self._db_client.ensure_schema_exists(context, table_slice, connection)
             result = arrow_tables.write_slice(connection, table_slice, frame, _run_id(context))
         if result.rows_in_slice != result.rows_written:
             # Fails the step (run-failure alerts fire) and leaves the slice marked

@@ -1,13 +1,15 @@
 """IO-manager throughput: a transactions-like frame (N rows × 20 columns) through ClickHouse.
 
 Writes the frame into ``crypto_transactions`` (the typed schema from sql/) as
-one daily partition through the IO manager's ``handle_output``, rewrites the
-same partition (delete + insert), reads it back through ``load_input``, and
-does the same for polars. Prints rows/s per step and the process peak RSS.
+one daily partition through the IO managers' ``handle_output`` (pandas and
+polars; after the first write each one replaces the partition: delete +
+insert), reads it back through ``load_input``, and times clickhouse-connect's
+``insert_arrow``/``query_arrow`` on the same frame as a reference. Prints the
+best rows/s of each step over interleaved rounds and the process peak RSS.
 Runs on a fresh embedded database in a temporary folder unless --dsn is given.
 
-    python fraud_assets_tests/benchmarks/bench_io.py              # 1M rows
-    python fraud_assets_tests/benchmarks/bench_io.py --rows 200000
+    python fraud_assets_tests/benchmarks/bench_io.py              # 1M rows, best of 3 rounds
+    python fraud_assets_tests/benchmarks/bench_io.py --rows 200000 --rounds 5
 """
 
 from __future__ import annotations
@@ -85,120 +87,95 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def timed(
-    label: str, rows: int, fn: Callable[[Any], Any], setup: Callable[[], Any], repeat: int
-) -> Any:
-    """Best of ``repeat`` runs of ``fn(setup())``; only ``fn`` is timed."""
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        argument = setup()
-        start = time.perf_counter()
-        result = fn(argument)
-        best = min(best, time.perf_counter() - start)
-    print(
-        f"{label:<34} {best:7.2f} s {rows / best:>12,.0f} rows/s   peak RSS {peak_rss_mib():6.0f} MiB",
-        flush=True,
-    )
-    return result
-
-
 def contexts(load_type: type) -> tuple[dg.OutputContext, dg.InputContext]:
+    """An output and an input context for the day's partition of crypto_transactions.
+
+    Building one creates an ephemeral Dagster instance (about half a second), so
+    contexts are built before each timed call, never inside it.
+    """
     metadata = {"partition_expr": "timestamp"}
-    output = dg.build_output_context(
-        asset_key="crypto_transactions",
-        partition_key=DAY,
-        asset_partitions_def=daily_partitions,
-        definition_metadata=metadata,
-        run_id="bench",
-    )
-    upstream = dg.build_output_context(
-        asset_key="crypto_transactions",
-        partition_key=DAY,
-        asset_partitions_def=daily_partitions,
-        definition_metadata=metadata,
-    )
+
+    def output(run_id: str | None) -> dg.OutputContext:
+        return dg.build_output_context(
+            asset_key="crypto_transactions",
+            partition_key=DAY,
+            asset_partitions_def=daily_partitions,
+            definition_metadata=metadata,
+            run_id=run_id,
+        )
+
     input_ = dg.build_input_context(
         asset_key="crypto_transactions",
         partition_key=DAY,
         asset_partitions_def=daily_partitions,
-        upstream_output=upstream,
+        upstream_output=output(None),
         dagster_type=dg.DagsterType(lambda _, __: True, name=load_type.__name__),
     )
-    return output, input_
+    return output("bench"), input_
 
 
-def run(io_factory: Any, frame: Any, rows: int, label: str, repeat: int) -> None:
-    """Write a new partition, replace it, read it: through ``handle_output``/``load_input``.
+class Timings:
+    """Best time per step over rounds that interleave every step, so that load from
+    other processes on the machine hits all of them alike."""
 
-    Building a Dagster context (an ephemeral instance) takes about half a
-    second; it happens in ``setup``, outside the timings.
-    """
-    io_manager = io_factory.create_io_manager(None)
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.best: dict[str, float] = {}
 
-    def output_context() -> dg.OutputContext:
-        return contexts(type(frame))[0]
+    def time(self, label: str, fn: Callable[..., Any], *args: Any) -> Any:
+        start = time.perf_counter()
+        result = fn(*args)
+        elapsed = time.perf_counter() - start
+        self.best[label] = min(self.best.get(label, float("inf")), elapsed)
+        return result
 
-    def input_context() -> dg.InputContext:
-        return contexts(type(frame))[1]
-
-    timed(
-        f"{label} write (new partition)",
-        rows,
-        lambda c: io_manager.handle_output(c, frame),
-        output_context,
-        1,
-    )
-    timed(
-        f"{label} rewrite (replace)",
-        rows,
-        lambda c: io_manager.handle_output(c, frame),
-        output_context,
-        repeat,
-    )
-    loaded = timed(f"{label} read", rows, io_manager.load_input, input_context, repeat)
-    assert len(loaded) == rows, (len(loaded), rows)
-
-
-def reference(dsn: str, frame: pd.DataFrame, rows: int, repeat: int) -> None:
-    """clickhouse-connect's own Arrow calls on the same frame and table, for comparison."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    with connect(dsn, "analytics") as client:
-        client.command("CREATE TABLE IF NOT EXISTS reference AS crypto_transactions")
-
-        def insert(_: None) -> None:
-            client.command("TRUNCATE TABLE reference")
-            client.insert_arrow("reference", table)
-
-        timed("reference insert_arrow", rows, insert, lambda: None, repeat)
-        timed(
-            "reference query_arrow",
-            rows,
-            lambda _: client.query_arrow("SELECT * FROM reference"),
-            lambda: None,
-            repeat,
-        )
-        client.command("DROP TABLE reference")
+    def report(self) -> None:
+        for label, best in self.best.items():
+            print(f"{label:<34} {best:7.2f} s {self.rows / best:>12,.0f} rows/s")
+        print(f"peak RSS {peak_rss_mib():,.0f} MiB")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3, help="best of N for rewrite and read")
+    parser.add_argument("--rounds", type=int, default=3, help="report the best of N rounds")
     parser.add_argument("--dsn", help="ClickHouse DSN (default: a fresh embedded database)")
     args = parser.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="bench_io_")
     dsn = args.dsn or f"chdb://{workdir}/clickhouse"
     try:
-        with ClickHouseDbClient(dsn).connect(None, _analytics()):
-            pass  # open the engine and apply migrations outside the timings
-        frame = transactions(args.rows)
-        print(f"{args.rows:,} rows × {frame.shape[1]} columns, {dsn.split('://')[0]} engine")
-        reference(dsn, frame, args.rows, args.repeat)
-        run(ClickHousePandasIOManager(dsn=dsn), frame, args.rows, "pandas", args.repeat)
-        polars_frame = pl.from_pandas(frame)
-        del frame
-        run(ClickHousePolarsIOManager(dsn=dsn), polars_frame, args.rows, "polars", args.repeat)
+        with ClickHouseDbClient(dsn).connect(None, _analytics()) as client:
+            # open the engine and apply migrations outside the timings
+            client.command("CREATE TABLE IF NOT EXISTS reference AS crypto_transactions")
+        frames = {"pandas": transactions(args.rows)}
+        frames["polars"] = pl.from_pandas(frames["pandas"])
+        arrow = pa.Table.from_pandas(frames["pandas"], preserve_index=False)
+        managers = {
+            "pandas": ClickHousePandasIOManager(dsn=dsn).create_io_manager(None),
+            "polars": ClickHousePolarsIOManager(dsn=dsn).create_io_manager(None),
+        }
+        print(f"{args.rows:,} rows × {arrow.num_columns} columns, {dsn.split('://')[0]} engine")
+        timings = Timings(args.rows)
+        for round_ in range(args.rounds):
+            with connect(dsn, "analytics") as client:
+                client.command("TRUNCATE TABLE reference")
+                timings.time(
+                    "reference insert_arrow", lambda: client.insert_arrow("reference", arrow)
+                )
+                timings.time(
+                    "reference query_arrow",
+                    lambda: client.query_arrow("SELECT * FROM reference"),
+                )
+            for library, manager in managers.items():
+                frame = frames[library]
+                output, input_ = contexts(type(frame))
+                step = "write" if round_ == 0 and library == "pandas" else "rewrite (replace)"
+                timings.time(f"{library} {step}", manager.handle_output, output, frame)
+                loaded = timings.time(f"{library} read", manager.load_input, input_)
+                assert len(loaded) == args.rows, (len(loaded), args.rows)
+                del loaded
+        timings.report()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
