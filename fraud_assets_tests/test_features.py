@@ -556,10 +556,14 @@ def test_load_feature_inputs_reads_window_history_and_labels(clickhouse):
         inputs = load_feature_inputs(client, start, end)
 
     assert sorted(inputs.transactions["transaction_id"]) == ["w-u1", "w-u2"]
-    # u1's latest transaction older than a day stays a row; u3's is summarised
+    # u1's latest transaction older than a day (the greater id of two in the same
+    # second) stays a row; the rest, and u3's, are summarised
     summaries = inputs.history.filter(pl.col("agg_rows").is_not_null())
-    assert sorted(inputs.history["transaction_id"]) == ["", "h-u1", "h-u1-recent"]
-    assert summaries.select("user_id", "wallet_address", "agg_rows").rows() == [("u3", "shared", 1)]
+    assert sorted(inputs.history["transaction_id"]) == ["", "", "h-u1-recent", "h-u1-twin"]
+    assert sorted(summaries.select("user_id", "wallet_address", "agg_rows").rows()) == [
+        ("u1", "w1", 1),
+        ("u3", "shared", 1),
+    ]
     assert inputs.labels["transaction_id"].to_list() == ["h-u1"]
     assert inputs.transactions.schema["timestamp"] == pl.Datetime("us", "UTC")
     assert inputs.transactions.schema["ip_country"] == pl.String
