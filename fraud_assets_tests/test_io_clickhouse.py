@@ -18,7 +18,12 @@ import pyarrow as pa
 import pytest
 
 from fraud_assets.clickhouse import connect
-from fraud_assets.io import ClickHousePandasIOManager, ClickHousePolarsIOManager, arrow_tables
+from fraud_assets.io import (
+    ClickHousePandasIOManager,
+    ClickHousePolarsIOManager,
+    IncompleteSliceError,
+    arrow_tables,
+)
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2025-03-01", timezone="UTC")
 HOURLY = dg.HourlyPartitionsDefinition(start_date="2025-03-01-00:00", timezone="UTC")
@@ -379,7 +384,7 @@ def test_crash_between_delete_and_insert_is_refused_on_load_and_repaired_by_reru
     assert query(clickhouse_dsn, "SELECT count() FROM crypto_transactions") == [(0,)]
 
     source = crypto_transactions.to_source_asset()
-    with pytest.raises(arrow_tables.IncompleteSliceError, match="never completed"):
+    with pytest.raises(IncompleteSliceError, match="never completed"):
         run([source, consumer], resources, partition_key=hour)
     # another hour is not affected
     assert run([crypto_transactions], resources, partition_key="2025-03-01-06:00").success
@@ -405,7 +410,7 @@ def test_rows_outside_an_expression_slice_fail_the_step_and_mark_it_incomplete(
     assert not result.success
     failure = result.get_step_failure_events()[0].event_specific_data.error
     assert "wrote 2 row(s) but the partition slice now holds 1" in str(failure)
-    with pytest.raises(arrow_tables.IncompleteSliceError):
+    with pytest.raises(IncompleteSliceError):
         run([by_expression.to_source_asset(), reader], resources, partition_key="2025-03-01")
 
 

@@ -4,6 +4,7 @@ Nothing here imports TensorFlow or Keras: ``formats.load_keras`` imports them
 when a Keras model is actually loaded.
 """
 
+from fraud_assets.io.arrow_tables import ShortWriteError, SliceError, TableSchemaError
 from fraud_assets.io.clickhouse_io_manager import ClickHouseDbClient, ClickHouseIOManager
 from fraud_assets.io.model_io_manager import ModelIOManager
 from fraud_assets.io.model_store import (
@@ -15,6 +16,7 @@ from fraud_assets.io.model_store import (
 )
 from fraud_assets.io.pandas_frames import ClickHousePandasIOManager, ClickHousePandasTypeHandler
 from fraud_assets.io.polars_frames import ClickHousePolarsIOManager, ClickHousePolarsTypeHandler
+from fraud_assets.io.write_journal import IncompleteSliceError
 
 __all__ = [
     "ArtifactRef",
@@ -24,9 +26,13 @@ __all__ = [
     "ClickHousePandasTypeHandler",
     "ClickHousePolarsIOManager",
     "ClickHousePolarsTypeHandler",
+    "IncompleteSliceError",
     "JsonArtifact",
     "ModelIOManager",
     "ModelIntegrityError",
     "ModelStore",
+    "ShortWriteError",
     "SkopsArtifact",
+    "SliceError",
+    "TableSchemaError",
 ]

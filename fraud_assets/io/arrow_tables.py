@@ -48,7 +48,6 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,9 +60,9 @@ from dagster._core.storage.db_io_manager import TableSlice
 from fraud_assets.clickhouse.client import quote_identifier
 from fraud_assets.io import clickhouse_types as ch_types
 from fraud_assets.io import table_slices as slices
+from fraud_assets.io import write_journal
 
 CREATED_BY_IO_MANAGER = "created by the fraud_assets ClickHouse IO manager"
-JOURNAL_TABLE = "io_manager_writes"
 # Field metadata of a float column whose nulls were NaN in the frame (pandas):
 # NULL where the table column is Nullable, NaN where it is not.
 NAN_MEANS_NULL = b"fraud_assets.nan_means_null"
@@ -90,10 +89,6 @@ class SliceError(ValueError):
 
 class ShortWriteError(RuntimeError):
     """The slice read back holds a different number of rows than were written."""
-
-
-class IncompleteSliceError(RuntimeError):
-    """A slice whose last write never completed (a crash between DELETE and INSERT)."""
 
 
 @dataclass(frozen=True)
@@ -441,7 +436,7 @@ def _replace_slice(
     run_id: str,
 ) -> tuple[int, int]:
     qualified = slices.qualified_name(table_slice)
-    _journal(client, table_slice, where, run_id, "writing", frame.num_rows, -1)
+    write_journal.record(client, table_slice, where, run_id, "writing", frame.num_rows, -1)
     existing = _count(client, qualified, where)
     if existing:
         if info.engine.endswith("MergeTree"):
@@ -456,7 +451,9 @@ def _replace_slice(
     _insert(client, qualified, frame, info)
     in_slice = _count(client, qualified, where)
     if in_slice == frame.num_rows:
-        _journal(client, table_slice, where, run_id, "complete", frame.num_rows, in_slice)
+        write_journal.record(
+            client, table_slice, where, run_id, "complete", frame.num_rows, in_slice
+        )
     return existing, in_slice
 
 
@@ -477,62 +474,6 @@ def _replace_table(
     return replaced, _count(client, qualified, "1")
 
 
-# ---------------------------------------------------------------- journal
-
-
-def _journal(
-    client: Client,
-    table_slice: TableSlice,
-    where: str,
-    run_id: str,
-    state: str,
-    rows_written: int,
-    rows_in_slice: int,
-) -> None:
-    client.insert(
-        f"{quote_identifier(table_slice.schema)}.{JOURNAL_TABLE}",
-        [
-            [
-                table_slice.table,
-                where,
-                slices.describe_dimensions(table_slice),
-                run_id,
-                state,
-                rows_written,
-                rows_in_slice,
-                datetime.fromtimestamp(time.time_ns() / 1e9, UTC),
-            ]
-        ],
-        column_names=[
-            "table_name",
-            "slice",
-            "dimensions",
-            "run_id",
-            "state",
-            "rows_written",
-            "rows_in_slice",
-            "updated_at",
-        ],
-    )
-
-
-def check_no_incomplete_write(client: Client, table_slice: TableSlice) -> None:
-    """Refuse to read a slice that overlaps a write which never completed."""
-    rows = client.query(
-        f"SELECT slice, dimensions, run_id, rows_written FROM "  # noqa: S608
-        f"{quote_identifier(table_slice.schema)}.{JOURNAL_TABLE} FINAL "
-        "WHERE table_name = {table:String} AND state = 'writing'",
-        parameters={"table": table_slice.table},
-    ).result_rows
-    for where, dimensions, run_id, rows_written in rows:
-        if slices.dimensions_overlap(dimensions, table_slice):
-            raise IncompleteSliceError(
-                f"{slices.display_name(table_slice)}: the write of slice [{where}] by run "
-                f"{run_id} ({rows_written} rows) never completed, so the slice may be short or "
-                "empty. Re-materialize that partition (range) to repair it."
-            )
-
-
 # ---------------------------------------------------------------- reading
 
 
@@ -547,7 +488,7 @@ def read_slice(client: Client, table_slice: TableSlice) -> tuple[pa.Table, Table
     if unknown:
         raise TableSchemaError(f"{name} has no column(s) {unknown}; its columns are {info.names}")
     columns = [info.column(c) for c in selected]
-    check_no_incomplete_write(client, table_slice)
+    write_journal.check_no_incomplete_write(client, table_slice)
     query = slices.select_statement(table_slice, info.names)
     payload = client.raw_query(f"{query} SETTINGS {_READ_SETTINGS} FORMAT ArrowStream")
     if not payload:
