@@ -608,3 +608,45 @@ def test_loaded_inputs_give_the_same_features_as_raw_history(clickhouse):
     from_rows = extract_features(hour, data.filter(pl.col("timestamp") < window_start), labels)
     assert from_database.height == 300
     assert from_database.sort("transaction_id").equals(from_rows.sort("transaction_id"))
+
+
+def test_generated_exchange_hours_match_their_day_and_show_the_fraud(clickhouse):
+    """On the simulator's data: hourly loads give the window's values, and fraud stands out."""
+    from fraud_assets.generator import GeneratorConfig, generate_into_clickhouse
+
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    end = start + timedelta(days=34)
+    config = GeneratorConfig(start=start, end=end, users=200, seed=5, fraud_rate=0.08)
+    generate_into_clickhouse(clickhouse, config)
+    window_start = end - timedelta(days=3)
+    with clickhouse.get_client() as client:
+        window = extract_features(*load_feature_inputs(client, window_start, end))
+        hourly = [
+            extract_features(*load_feature_inputs(client, hour, hour + timedelta(hours=1)))
+            for hour in (window_start, window_start + timedelta(days=1, hours=15))
+        ]
+        fraud = pl.from_arrow(
+            client.query_arrow(
+                "SELECT transaction_id, fraud_type FROM transaction_labels FINAL "
+                "WHERE is_fraud = 1",
+                use_strings=True,
+            )
+        )
+    for features in hourly:
+        assert features.height > 0
+        expected = window.join(features.select("transaction_id"), on="transaction_id")
+        assert features.sort("transaction_id").equals(expected.sort("transaction_id"))
+
+    by_type = (
+        window.join(fraud, on="transaction_id")
+        .group_by("fraud_type")
+        .agg(
+            pl.col("geo_velocity_kmh").max(),
+            pl.col("tx_count_5m").max(),
+            pl.col("amount_just_below_10k").mean(),
+        )
+    )
+    found = {row["fraud_type"]: row for row in by_type.iter_rows(named=True)}
+    assert found["impossible_travel"]["geo_velocity_kmh"] > 1_500
+    assert found["velocity_burst"]["tx_count_5m"] >= 5
+    assert found["structuring"]["amount_just_below_10k"] > 0.5

@@ -42,6 +42,23 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process (the embedded engine included): steadier than wall
+    time on a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _Timer:
+    def __enter__(self) -> _Timer:
+        self.wall, self.cpu = time.perf_counter(), _cpu_s()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = _cpu_s() - self.cpu
+
+
 def transactions(
     n: int, users: int, start: dt.datetime, span_s: int, seed: int, prefix: str
 ) -> pl.DataFrame:
@@ -115,20 +132,20 @@ def _hour_and_history(args: argparse.Namespace) -> tuple[pl.DataFrame, pl.DataFr
     return hour, history
 
 
-def _report(label: str, rows: int, seconds: float, extra: str = "") -> None:
+def _report(label: str, rows: int, wall: float, cpu: float) -> None:
     print(
-        f"{label}: {rows:,} transactions in {seconds:.2f}s = {rows / seconds:,.0f} rows/s"
-        f"{extra} | peak RSS {_peak_rss_mib():,.0f} MiB",
+        f"{label}: {rows:,} transactions in {wall:.2f}s = {rows / wall:,.0f} rows/s "
+        f"(CPU {cpu:.2f}s) | peak RSS {_peak_rss_mib():,.0f} MiB",
         flush=True,
     )
 
 
 def hourly_raw(args: argparse.Namespace) -> None:
     hour, history = _hour_and_history(args)
-    began = time.perf_counter()
-    features = extract_features(hour, history, pl.DataFrame())
-    elapsed = time.perf_counter() - began
-    _report(f"hourly, raw history ({history.height:,} rows)", features.height, elapsed)
+    with _Timer() as timer:
+        features = extract_features(hour, history, pl.DataFrame())
+    label = f"hourly, raw history ({history.height:,} rows)"
+    _report(label, features.height, timer.wall, timer.cpu)
 
 
 def hourly_clickhouse(args: argparse.Namespace) -> None:
@@ -142,20 +159,27 @@ def hourly_clickhouse(args: argparse.Namespace) -> None:
                 for chunk in frame.iter_slices(2_000_000):
                     client.insert_arrow("crypto_transactions", chunk.to_arrow())
             del history
-            began = time.perf_counter()
-            inputs = load_feature_inputs(client, HOUR, HOUR + dt.timedelta(hours=1))
-            loaded = time.perf_counter() - began
-        began = time.perf_counter()
-        features = extract_features(*inputs)
-        computed = time.perf_counter() - began
+            with _Timer() as load:
+                inputs = load_feature_inputs(client, HOUR, HOUR + dt.timedelta(hours=1))
+        with _Timer() as compute:
+            features = extract_features(*inputs)
     summaries = inputs.history.get_column("agg_rows").is_not_null().sum()
     raw = inputs.history.height - summaries
     print(
-        f"  load_feature_inputs {loaded:.2f}s: {inputs.transactions.height:,} transactions, "
-        f"history {raw:,} rows + {summaries:,} summary rows"
+        f"  load_feature_inputs {load.wall:.2f}s (CPU {load.cpu:.2f}s): "
+        f"{inputs.transactions.height:,} transactions, history {raw:,} rows + "
+        f"{summaries:,} summary rows"
     )
-    print(f"  extract_features {computed:.2f}s ({features.height / computed:,.0f} rows/s)")
-    _report("hourly from ClickHouse, load + features", features.height, loaded + computed)
+    print(
+        f"  extract_features {compute.wall:.2f}s (CPU {compute.cpu:.2f}s) = "
+        f"{features.height / compute.wall:,.0f} rows/s"
+    )
+    _report(
+        "hourly from ClickHouse, load + features",
+        features.height,
+        load.wall + compute.wall,
+        load.cpu + compute.cpu,
+    )
 
 
 def training(args: argparse.Namespace) -> None:
@@ -166,13 +190,10 @@ def training(args: argparse.Namespace) -> None:
     before = transactions(
         rows, args.training_users, start - dt.timedelta(days=days), days * DAY_S, 4, "b"
     )
-    began = time.perf_counter()
-    features = extract_features(window, before, pl.DataFrame())
-    _report(
-        f"training, {args.training_users:,} users x {days} days",
-        features.height,
-        time.perf_counter() - began,
-    )
+    with _Timer() as timer:
+        features = extract_features(window, before, pl.DataFrame())
+    label = f"training, {args.training_users:,} users x {days} days"
+    _report(label, features.height, timer.wall, timer.cpu)
 
 
 SCENARIOS = {"hourly-clickhouse": hourly_clickhouse, "hourly-raw": hourly_raw, "training": training}
