@@ -7,6 +7,7 @@ import sys
 
 from fraud_assets import demo, settings
 from fraud_assets.clickhouse import ClickHouseResource, apply_migrations, connect, redact_dsn
+from fraud_assets.evaluation import cli as evaluation_cli
 from fraud_assets.generator import cli as generator_cli
 from fraud_assets.iot import cli as iot_cli
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     generator_cli.add_parser(commands)
     iot_cli.add_parser(commands)
     demo.add_parser(commands)
+    evaluation_cli.add_parser(commands)
     return parser
 
 

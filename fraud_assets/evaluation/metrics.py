@@ -80,3 +80,14 @@ def per_scenario_recall(
         mask = labels & (fraud_types == scenario)
         out[scenario] = float(alerts[mask].mean())
     return out
+
+
+def scenario_recall_at_budget(
+    fraud_types: np.ndarray, labels: np.ndarray, scores: np.ndarray, budget: float
+) -> dict[str, float]:
+    """Recall of each labelled fraud scenario among the top ``budget`` fraction by score."""
+    labels = np.asarray(labels).astype(bool)
+    k = max(1, int(math.ceil(budget * len(labels))))
+    alerts = np.zeros(len(labels), dtype=bool)
+    alerts[np.argsort(-np.asarray(scores, dtype=float), kind="stable")[:k]] = True
+    return per_scenario_recall(fraud_types, labels, alerts)
