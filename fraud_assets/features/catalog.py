@@ -25,6 +25,8 @@ LOOKBACK_DAYS = 30
 NO_PREVIOUS_TX_MINUTES = float(LOOKBACK_DAYS * 24 * 60)
 GEO_VELOCITY_CAP_KMH = 20_000.0
 MIN_ELAPSED_HOURS_FOR_GEO = 1.0 / 60.0
+# Withdrawals in this USD range sit just below the exchange's 10,000 USD reporting limit.
+NEAR_LIMIT_RANGE_USD = (8_500.0, 10_000.0)
 
 _AMOUNT = {
     "amount": "Transaction amount, USD notional (Float64, unscaled; read by the rules).",
@@ -124,6 +126,20 @@ _FEEDBACK = {
 }
 
 
+_NOVELTY = {
+    "log_user_tx_count_before_24h": "log(1 + the user's transactions in the 30-day lookback that are "
+    "more than 24 h before this one): 0 for a new, dormant or reactivated account.",
+    "is_recent_device_for_user": "1 if the user has no transaction from this device type in the "
+    "lookback before the last 24 h (new today, or new altogether); stays 1 for every transaction "
+    "of a same-day session from a new device, unlike is_new_device_for_user.",
+    "is_recent_country_for_user": "As is_recent_device_for_user for ip_country.",
+    "is_recent_wallet_for_user": "As is_recent_device_for_user for the counterparty wallet; 0 "
+    "without a wallet.",
+    "near_limit_withdrawals_24h": "The user's withdrawals of 8,500 to 9,999.99 USD (just below the "
+    "10,000 USD reporting limit) in the 24 hours ending at this one, including it.",
+}
+
+
 def _one_hot(prefix: str, values: tuple[str, ...], what: str) -> dict[str, str]:
     return {f"{prefix}_{v.lower()}": f"1 if {what} is {v!r}." for v in values}
 
@@ -146,6 +162,7 @@ FEATURE_CATALOG: dict[str, str] = {
     **_GEO_DEVICE,
     **_WALLET,
     **_FEEDBACK,
+    **_NOVELTY,
     **_encodings(),
 }
 

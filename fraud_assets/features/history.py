@@ -35,7 +35,7 @@ VELOCITY_REACH = timedelta(hours=24)
 
 
 class FeatureInputs(NamedTuple):
-    transactions: pl.DataFrame
+    transactions: pl.DataFrame | None  # None when the caller already has them
     history: pl.DataFrame
     labels: pl.DataFrame
 
@@ -123,8 +123,14 @@ def load_feature_inputs(
     start: datetime,
     end: datetime,
     lookback: timedelta = timedelta(days=LOOKBACK_DAYS),
+    *,
+    with_transactions: bool = True,
 ) -> FeatureInputs:
     """The transactions in [start, end), their users' and wallets' history, and known labels.
+
+    ``with_transactions=False`` skips reading the window's transactions (the
+    scoring graph has them already: reading a 1M-row hour twice costs seconds)
+    and leaves ``transactions`` None.
 
     History covers [hour(start) − lookback, start): the features' look-back is
     anchored at each transaction's hour, so this is exactly what the earliest
@@ -173,7 +179,7 @@ def load_feature_inputs(
         )
     history = pl.concat([rows, latest.select(HISTORY_COLUMNS), summary], how="diagonal_relaxed")
     return FeatureInputs(
-        transactions=_frame(client, TRANSACTIONS_SQL, parameters),
+        transactions=_frame(client, TRANSACTIONS_SQL, parameters) if with_transactions else None,
         history=history,
         labels=_frame(client, LABELS_SQL, parameters),
     )

@@ -26,6 +26,7 @@ from fraud_assets.features.catalog import (
     KEY_COLUMNS,
     LOOKBACK_DAYS,
     MIN_ELAPSED_HOURS_FOR_GEO,
+    NEAR_LIMIT_RANGE_USD,
     NO_PREVIOUS_TX_MINUTES,
 )
 from fraud_assets.features.compaction import (
@@ -84,6 +85,7 @@ def extract_features(
     features.update(_user_behaviour_features(rows, targets, codes))
     features.update(_wallet_features(rows, codes))
     features.update(_feedback_features(rows, codes))
+    features.update(_novelty_features(rows, codes))
     return _assemble(targets, features)
 
 
@@ -526,6 +528,56 @@ def _feedback_features(rows: _Rows, codes: _Codes) -> dict:
         "user_fraud_labels_30d": user_30d,
         "wallet_fraud_labels_7d": np.where(has_wallet, wallet_7d, 0.0),
         "wallet_fraud_labels_30d": np.where(has_wallet, wallet_30d, 0.0),
+    }
+
+
+def _novelty_features(rows: _Rows, codes: _Codes) -> dict:
+    """What is new to the user *today*: used in the last 24 h but never before in the look-back.
+
+    ``is_new_*`` features see only the first transaction of an attack (the
+    second one already finds the attacker's device in the history); these stay
+    1 for every transaction of an incident while the user's own, older habits
+    stay 0. History counts are "before t − 24 h": the look-back count minus the
+    count of the last 24 h (summary rows are older than any 24-hour window).
+    """
+    n = rows.n_targets
+    t = rows.target_time_ms
+    start = rows.span.lookback_start_ms
+    weights = rows.column("agg_rows")
+
+    def before_last_day(group: np.ndarray) -> np.ndarray:
+        timeline = rows.timeline(group)
+        prefix = timeline.prefix(weights)
+        whole = timeline.window(start, inclusive_start=True, include_self=False)
+        last_day = timeline.window(t - DAY_MS, inclusive_start=False, include_self=False)
+        older = timeline.window_sum(prefix, whole) - timeline.window_sum(prefix, last_day)
+        return timeline.to_targets(older).astype(np.float64)
+
+    has_wallet = codes.has_wallet[:n]
+    user_older = before_last_day(codes.user)
+    low, high = NEAR_LIMIT_RANGE_USD
+    amount = rows.column("amount")
+    near_limit = (
+        (rows.frame.get_column("transaction_type").to_numpy() == "withdraw")
+        & (amount >= low)
+        & (amount < high)
+        & ~rows.is_summary
+    ).astype(np.int64)
+    user = rows.timeline(codes.user)
+    w24h = user.window(t - DAY_MS, inclusive_start=False, include_self=True)
+    near_limit_24h = user.to_targets(user.window_sum(user.prefix(near_limit), w24h))
+    return {
+        "log_user_tx_count_before_24h": np.log1p(user_older),
+        "is_recent_device_for_user": (
+            before_last_day(_combine_codes(codes.user, codes.device)) == 0
+        ).astype(np.float64),
+        "is_recent_country_for_user": (
+            before_last_day(_combine_codes(codes.user, codes.country)) == 0
+        ).astype(np.float64),
+        "is_recent_wallet_for_user": np.where(
+            has_wallet, before_last_day(_combine_codes(codes.user, codes.wallet)) == 0, False
+        ).astype(np.float64),
+        "near_limit_withdrawals_24h": near_limit_24h.astype(np.float64),
     }
 
 
