@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import os
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import dagster as dg
@@ -11,11 +14,16 @@ import polars as pl
 from clickhouse_connect.driver.client import Client
 
 from fraud_assets import registry
-from fraud_assets.bundle import ModelThresholds
 from fraud_assets.bundle_loader import load_component
 from fraud_assets.clickhouse import ClickHouseResource
 from fraud_assets.detectors.ensemble import EnsembleCombiner, EnsembleConfig
-from fraud_assets.detectors.rules import RuleConfig, StatisticalRules
+from fraud_assets.detectors.rules import (
+    RULE_NAMES,
+    RuleConfig,
+    RuleMatrix,
+    StatisticalRules,
+    rule_codes,
+)
 from fraud_assets.features import FEATURE_COLUMNS, extract_features
 from fraud_assets.features.history import load_feature_inputs
 from fraud_assets.notify import NotifierResource
@@ -80,7 +88,7 @@ def active_version_or_fail(client: Client) -> str:
 def features_for(
     client: Client, transactions: pl.DataFrame, start: datetime, end: datetime
 ) -> pl.DataFrame:
-    inputs = load_feature_inputs(client, start, end)
+    inputs = load_feature_inputs(client, start, end, with_transactions=False)
     return extract_features(transactions, inputs.history, inputs.labels)
 
 
@@ -91,11 +99,44 @@ def _version(features: pl.DataFrame) -> str:
     return versions[0]
 
 
-def _matrix(clickhouse: ClickHouseResource, features: pl.DataFrame, version: str) -> np.ndarray:
+def _components(clickhouse: ClickHouseResource, version: str, *names: str) -> list:
+    """Bundle pieces with one client (artifacts are cached per process; the lookup is not)."""
     with clickhouse.get_client() as client:
-        scaler = load_component(client, version, "scaler")
+        return [load_component(client, version, name) for name in names]
+
+
+def _matrix(scaler, features: pl.DataFrame) -> np.ndarray:
     raw = features.select(FEATURE_COLUMNS).to_numpy().astype(np.float32, copy=False)
     return np.asarray(scaler.transform(raw), dtype=np.float32)
+
+
+def _lists_by_code(
+    name: str, codes: np.ndarray, build: Callable[[int, int], list[str]]
+) -> pl.Series:
+    """A list-of-strings column built once per distinct code and gathered by row.
+
+    Rows take few distinct values (combinations of five rules and two models),
+    so this replaces a per-row Python list, and polars' slow conversion of it,
+    with one small table and a vectorised gather. ``build(code, first_row)``
+    gives the list of the rows with that code.
+    """
+    distinct, first, row_index = np.unique(codes, return_index=True, return_inverse=True)
+    table = pl.Series(
+        name,
+        [build(code, row) for code, row in zip(distinct.tolist(), first.tolist(), strict=True)],
+        dtype=pl.List(pl.Utf8),
+    )
+    return table.gather(pl.Series(row_index.ravel(), dtype=pl.UInt32))
+
+
+def _on_all_cores(model):
+    """The Isolation Forest scoring on every core: its tree traversal releases the GIL.
+
+    A shallow copy, so the cached model keeps its own settings.
+    """
+    model = copy.copy(model)
+    model.n_jobs = os.cpu_count() or 1
+    return model
 
 
 def _keys(features: pl.DataFrame) -> pl.DataFrame:
@@ -108,20 +149,18 @@ def _per_row_ms(started: float, rows: int) -> float:
 
 def statistical(features: pl.DataFrame) -> pl.DataFrame:
     started = time.perf_counter()
-    if features.is_empty():
-        risk, flags = np.zeros(0, dtype=np.float32), []
-    else:
-        risk, flags = StatisticalRules(RuleConfig()).evaluate(features)
+    rules = StatisticalRules(RuleConfig()).evaluate_matrix(features)
+    names = rules.names
+    flags = _lists_by_code(
+        "statistical_flags",
+        rule_codes(rules.fired),
+        lambda code, _: [names[j] for j in range(len(names)) if (code >> j) & 1],
+    )
     return _keys(features).with_columns(
-        pl.Series("statistical_risk", np.asarray(risk, dtype=np.float32)),
-        pl.Series("statistical_flags", flags, dtype=pl.List(pl.Utf8)),
+        pl.Series("statistical_risk", np.asarray(rules.risk, dtype=np.float32)),
+        flags,
         pl.lit(_per_row_ms(started, features.height), dtype=pl.Float32).alias("latency_ms"),
     )
-
-
-def _thresholds(clickhouse: ClickHouseResource, version: str) -> ModelThresholds:
-    with clickhouse.get_client() as client:
-        return load_component(client, version, "thresholds")
 
 
 def isolation(clickhouse: ClickHouseResource, features: pl.DataFrame) -> pl.DataFrame:
@@ -135,12 +174,10 @@ def isolation(clickhouse: ClickHouseResource, features: pl.DataFrame) -> pl.Data
             .with_columns(pl.lit(None, pl.Int8).alias("isolation_prediction"))
         )
     started = time.perf_counter()
-    version = _version(features)
-    x = _matrix(clickhouse, features, version)
-    thresholds = _thresholds(clickhouse, version)
-    with clickhouse.get_client() as client:
-        model = load_component(client, version, "isolation_forest")
-    score = np.asarray(model.anomaly_score(x), dtype=np.float64)
+    scaler, model, thresholds = _components(
+        clickhouse, _version(features), "scaler", "isolation_forest", "thresholds"
+    )
+    score = np.asarray(_on_all_cores(model).anomaly_score(_matrix(scaler, features)))
     return _keys(features).with_columns(
         pl.Series("isolation_score", score.astype(np.float32)),
         pl.Series(
@@ -169,11 +206,10 @@ def autoencoder(clickhouse: ClickHouseResource, features: pl.DataFrame) -> pl.Da
             )
         )
     started = time.perf_counter()
-    version = _version(features)
-    x = _matrix(clickhouse, features, version)
-    thresholds = _thresholds(clickhouse, version)
-    with clickhouse.get_client() as client:
-        model = load_component(client, version, "autoencoder")
+    scaler, model, thresholds = _components(
+        clickhouse, _version(features), "scaler", "autoencoder", "thresholds"
+    )
+    x = _matrix(scaler, features)
     error = np.asarray(model.anomaly_score(x), dtype=np.float64)
     latent = np.asarray(model.transform(x), dtype=np.float32)
     return _keys(features).with_columns(
@@ -220,19 +256,32 @@ def ensemble(
             pl.lit(None, pl.List(pl.Utf8)).alias("decision_reasons"),
             pl.lit(None, pl.List(pl.Float32)).alias("stage_latency_ms"),
         )
+    stat_risk = joined["statistical_risk"].to_numpy()
+    iso_pred = joined["isolation_prediction"].to_numpy()
+    ae_pred = joined["autoencoder_prediction"].to_numpy()
+    flags = joined["statistical_flags"]
+    fired = np.column_stack(
+        [flags.list.contains(name).fill_null(False).to_numpy() for name in RULE_NAMES]
+    )
     result = EnsembleCombiner(EnsembleConfig()).combine(
-        joined["statistical_risk"].to_numpy(),
+        stat_risk,
         joined["isolation_risk"].to_numpy(),
         joined["autoencoder_risk"].to_numpy(),
-        joined["isolation_prediction"].to_numpy(),
-        joined["autoencoder_prediction"].to_numpy(),
-        joined["statistical_flags"].to_list(),
+        iso_pred,
+        ae_pred,
+        RuleMatrix(risk=stat_risk, fired=fired, names=RULE_NAMES),
     )
+    # A row's reasons follow from its fired rules and the two predictions alone.
+    reason_key = rule_codes(fired) * 4 + (iso_pred == -1) + 2 * (ae_pred == -1)
+    reasons = _lists_by_code("decision_reasons", reason_key, lambda _, row: result.reasons[row])
+    decision = np.zeros(joined.height, dtype=np.uint32)
+    for index, name in enumerate(DECISIONS):
+        decision[result.decision == name] = index
     own_ms = _per_row_ms(started, joined.height)
     return joined.with_columns(
         pl.Series("total_risk_score", np.asarray(result.total_risk, dtype=np.float32)),
-        pl.Series("final_decision", np.asarray(result.decision, dtype=object), dtype=pl.Utf8),
-        pl.Series("decision_reasons", result.reasons, dtype=pl.List(pl.Utf8)),
+        pl.Series("final_decision", DECISIONS, dtype=pl.Utf8).gather(decision),
+        reasons,
         pl.concat_list(
             "stat_ms",
             "iso_ms",

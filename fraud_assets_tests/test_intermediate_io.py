@@ -1,0 +1,100 @@
+"""The intermediate store: hourly frames as Arrow IPC files, column-projected loads, older files."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+from polars.testing import assert_frame_equal
+
+from fraud_assets.io.intermediate import IntermediateFrameIOManager
+from fraud_assets.partitions import hourly_partitions
+
+FIRST = datetime(2026, 3, 29, 2, tzinfo=UTC)
+HOURS = ["2026-03-29-02:00", "2026-03-29-03:00"]
+
+
+def _frame() -> pl.DataFrame:
+    """Two hours of rows with the column types the scoring graph passes on."""
+    times = [FIRST + timedelta(minutes=20 * i) for i in range(6)]
+    return pl.DataFrame(
+        {
+            "transaction_id": [f"t{i}" for i in range(6)],
+            "timestamp": pl.Series(times, dtype=pl.Datetime("us", "UTC")),
+            "risk": pl.Series([float(i) for i in range(6)], dtype=pl.Float32),
+            "flags": [["a"], [], ["a", "b"], [], ["b"], []],
+            "latent": pl.Series([[0.5, 1.5]] * 6, dtype=pl.List(pl.Float32)),
+        }
+    )
+
+
+_hourly = {"partitions_def": hourly_partitions, "backfill_policy": dg.BackfillPolicy.single_run()}
+_seen: dict[str, pl.DataFrame] = {}
+
+
+@dg.asset(**_hourly, io_manager_key="frames", metadata={"partition_expr": "timestamp"})
+def scores(context: dg.AssetExecutionContext) -> pl.DataFrame:
+    window = context.partition_time_window
+    frame = _frame()
+    return frame.filter((pl.col("timestamp") >= window.start) & (pl.col("timestamp") < window.end))
+
+
+@dg.asset(**_hourly, io_manager_key="frames", metadata={"partition_expr": "timestamp"})
+def everything(scores: pl.DataFrame) -> pl.DataFrame:
+    _seen["everything"] = scores
+    return scores
+
+
+@dg.asset(
+    **_hourly,
+    io_manager_key="frames",
+    metadata={"partition_expr": "timestamp"},
+    ins={"scores": dg.AssetIn(metadata={"columns": ["transaction_id", "timestamp", "risk"]})},
+)
+def projected(scores: pl.DataFrame) -> pl.DataFrame:
+    _seen["projected"] = scores
+    return scores
+
+
+def _materialize(root: Path, selection) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [scores, everything, projected],
+        selection=selection,
+        resources={"frames": IntermediateFrameIOManager(root=str(root))},
+        tags={
+            "dagster/asset_partition_range_start": HOURS[0],
+            "dagster/asset_partition_range_end": HOURS[1],
+        },
+    )
+
+
+def test_a_range_is_stored_as_one_arrow_file_per_hour_and_loaded_whole(tmp_path: Path):
+    result = _materialize(tmp_path, [scores, everything])
+    assert result.success
+    files = sorted(p.name for p in (tmp_path / "scores").iterdir())
+    assert files == [f"{key.replace(':', '_')}.arrow" for key in HOURS]
+    one_hour = pl.read_ipc(tmp_path / "scores" / files[0])
+    assert one_hour.height == 3
+    assert_frame_equal(_seen["everything"].sort("transaction_id"), _frame())
+
+
+def test_an_input_with_columns_loads_only_those(tmp_path: Path):
+    assert _materialize(tmp_path, [scores, projected]).success
+    assert _seen["projected"].columns == ["transaction_id", "timestamp", "risk"]
+    assert_frame_equal(
+        _seen["projected"].sort("transaction_id"),
+        _frame().select("transaction_id", "timestamp", "risk"),
+    )
+
+
+def test_files_of_the_older_parquet_format_are_still_read_and_then_replaced(tmp_path: Path):
+    folder = tmp_path / "scores"
+    folder.mkdir()
+    frame = _frame()
+    for key, part in zip(HOURS, (frame.head(3), frame.tail(3)), strict=True):
+        part.write_parquet(folder / f"{key.replace(':', '_')}.parquet")
+    assert _materialize(tmp_path, [everything]).success
+    assert_frame_equal(_seen["everything"].sort("transaction_id"), frame)
+
+    assert _materialize(tmp_path, [scores]).success
+    assert sorted(p.suffix for p in folder.iterdir()) == [".arrow", ".arrow"]
