@@ -168,3 +168,25 @@ def test_wrong_password_error_does_not_echo_it():
         pass
     assert "Sup3rSecretPw" not in str(err.value)
     assert "***" in str(err.value)
+
+
+def test_dagster_definitions_validate_from_the_repository_root(tmp_path: Path):
+    """`[tool.dagster]` in pyproject.toml points the CLI at fraud_assets.definitions."""
+    from fraud_assets import settings
+
+    env = {
+        "PATH": str(Path(sys.executable).parent),
+        "DAGSTER_HOME": str(tmp_path),
+        "FRAUD_DATA_DIR": str(tmp_path / "data"),
+        "FRAUD_MODEL_DIR": str(tmp_path / "models"),
+    }
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate"],
+        cwd=settings.PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "All code locations passed validation" in result.stderr + result.stdout

@@ -125,6 +125,7 @@ def feature_engineering(
     group_name="scoring",
     io_manager_key=INTERMEDIATE,
     metadata=_by_time,
+    ins={"feature_engineering": dg.AssetIn(metadata={"columns": steps.STATISTICAL_INPUTS})},
     description="Seed task 3: fast rules with named flags and a 0–100 risk contribution (amount "
     "> 10x the user's average, 5+ transactions in 5 minutes, new wallet + high amount, "
     "impossible travel). Thresholds are in the bundle's rule config.",
@@ -198,6 +199,7 @@ def autoencoder_prediction(
     group_name="scoring",
     io_manager_key=INTERMEDIATE,
     metadata=_by_time,
+    ins={"feature_engineering": dg.AssetIn(metadata={"columns": steps.ENSEMBLE_INPUTS})},
     description="Seed task 6: the three layers on one 0–100 risk (seed: weighted sum; voting and "
     "sequential AE → IF selectable), decision approved (< 30) / review / blocked (> 70), with "
     "the reasons for each decision.",

@@ -18,6 +18,7 @@ from fraud_assets.bundle_loader import load_component
 from fraud_assets.clickhouse import ClickHouseResource
 from fraud_assets.detectors.ensemble import EnsembleCombiner, EnsembleConfig
 from fraud_assets.detectors.rules import (
+    RULE_COLUMNS,
     RULE_NAMES,
     RuleConfig,
     RuleMatrix,
@@ -31,6 +32,12 @@ from fraud_assets.notify.message import blocked_transactions_notification
 from fraud_assets.validation import split_valid
 
 DECISIONS = ("approved", "review", "blocked")
+# The feature columns the rules and the ensemble read: those steps load only these
+# from the hour's ~95-column feature frame.
+STATISTICAL_INPUTS = tuple(
+    dict.fromkeys(["transaction_id", "timestamp", *(c for cs in RULE_COLUMNS.values() for c in cs)])
+)
+ENSEMBLE_INPUTS = ("transaction_id", "timestamp", "user_id", "amount", "model_version")
 TRANSACTION_COLUMNS = (
     "transaction_id", "timestamp", "user_id", "amount", "currency", "transaction_type",
     "user_avg_amount", "user_total_transactions", "user_account_age_days", "wallet_address",
