@@ -72,7 +72,8 @@ _KEPT_AS_ROWS = (
 
 TRANSACTIONS_SQL = (
     f"SELECT {_select_list(TRANSACTION_COLUMNS)} FROM crypto_transactions "  # noqa: S608
-    f"WHERE {_WINDOW} ORDER BY timestamp, transaction_id"
+    # The table's sort key starts (timestamp, user_id): this order is read, not sorted.
+    f"WHERE {_WINDOW} ORDER BY timestamp, user_id, transaction_id"
 )
 
 HISTORY_SQL = (
