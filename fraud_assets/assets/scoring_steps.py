@@ -34,10 +34,10 @@ from fraud_assets.validation import split_valid
 DECISIONS = ("approved", "review", "blocked")
 # The feature columns the rules and the ensemble read: those steps load only these
 # from the hour's ~95-column feature frame.
-STATISTICAL_INPUTS = tuple(
+STATISTICAL_INPUTS = list(
     dict.fromkeys(["transaction_id", "timestamp", *(c for cs in RULE_COLUMNS.values() for c in cs)])
 )
-ENSEMBLE_INPUTS = ("transaction_id", "timestamp", "user_id", "amount", "model_version")
+ENSEMBLE_INPUTS = ["transaction_id", "timestamp", "user_id", "amount", "model_version"]
 TRANSACTION_COLUMNS = (
     "transaction_id", "timestamp", "user_id", "amount", "currency", "transaction_type",
     "user_avg_amount", "user_total_transactions", "user_account_age_days", "wallet_address",

@@ -15,7 +15,7 @@ per-row Python.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -143,8 +143,15 @@ class _Rows:
     time_order: np.ndarray
     time_origin: int
     stride: int
+    timelines: dict[str, Timeline] = field(default_factory=dict)
 
-    def timeline(self, group: np.ndarray) -> Timeline:
+    def timeline(self, group: np.ndarray, key: str) -> Timeline:
+        """The rows' timeline for ``group``, built once per ``key`` (sorting is the cost)."""
+        if key not in self.timelines:
+            self.timelines[key] = self._build_timeline(group)
+        return self.timelines[key]
+
+    def _build_timeline(self, group: np.ndarray) -> Timeline:
         return Timeline(
             group,
             self.time_ms,
@@ -345,7 +352,7 @@ def _user_behaviour_features(rows: _Rows, targets: pl.DataFrame, codes: _Codes) 
     t = rows.target_time_ms
     start = rows.span.lookback_start_ms
 
-    user = rows.timeline(codes.user)
+    user = rows.timeline(codes.user, "user")
     w5m = user.window(t - 5 * MINUTE_MS, inclusive_start=False, include_self=True)
     w1h = user.window(t - HOUR_MS, inclusive_start=False, include_self=True)
     w24h = user.window(t - DAY_MS, inclusive_start=False, include_self=True)
@@ -410,8 +417,8 @@ def _user_behaviour_features(rows: _Rows, targets: pl.DataFrame, codes: _Codes) 
         flags = user.prefix_sorted(user.changes_from_predecessor(values))
         return user.to_targets(user.pairs_sum(flags, w24h)).astype(np.float64)
 
-    def prior_in_group(minor: np.ndarray) -> np.ndarray:
-        timeline = rows.timeline(_combine_codes(codes.user, minor))
+    def prior_in_group(minor: np.ndarray, key: str) -> np.ndarray:
+        timeline = rows.timeline(_combine_codes(codes.user, minor), key)
         window = timeline.window(start, inclusive_start=True, include_self=False)
         weights = timeline.prefix(rows.column("agg_rows"))
         return timeline.to_targets(timeline.window_sum(weights, window)).astype(np.float64)
@@ -438,11 +445,15 @@ def _user_behaviour_features(rows: _Rows, targets: pl.DataFrame, codes: _Codes) 
         "country_changes_24h": changes_24h(codes.country),
         "device_changes_24h": changes_24h(codes.device),
         "country_changed": country_changed.astype(np.float64),
-        "is_new_country_for_user": (prior_in_group(codes.country) == 0).astype(np.float64),
+        "is_new_country_for_user": (prior_in_group(codes.country, "user×country") == 0).astype(
+            np.float64
+        ),
         "geo_distance_km": distance,
         "geo_velocity_kmh": velocity,
         "device_changed": device_changed.astype(np.float64),
-        "is_new_device_for_user": (prior_in_group(codes.device) == 0).astype(np.float64),
+        "is_new_device_for_user": (prior_in_group(codes.device, "user×device") == 0).astype(
+            np.float64
+        ),
     }
 
 
@@ -472,7 +483,7 @@ def _wallet_features(rows: _Rows, codes: _Codes) -> dict:
     has_wallet = codes.has_wallet[: rows.n_targets]
     weights = rows.column("agg_rows")
 
-    wallet = rows.timeline(codes.wallet)
+    wallet = rows.timeline(codes.wallet, "wallet")
     w24h = wallet.window(t - DAY_MS, inclusive_start=False, include_self=True)
     w30d = wallet.window(start, inclusive_start=True, include_self=False)
     wallet_rows = wallet.prefix(weights)
@@ -481,7 +492,7 @@ def _wallet_features(rows: _Rows, codes: _Codes) -> dict:
     sum_24h = wallet.to_targets(wallet.window_sum(cents, w24h)) / 100.0
     count_30d = wallet.to_targets(wallet.window_sum(wallet_rows, w30d)).astype(np.float64)
 
-    user_wallet = rows.timeline(_combine_codes(codes.user, codes.wallet))
+    user_wallet = rows.timeline(_combine_codes(codes.user, codes.wallet), "user×wallet")
     own = user_wallet.window(start, inclusive_start=True, include_self=False)
     own_rows = user_wallet.window_sum(user_wallet.prefix(weights), own)
     own_30d = user_wallet.to_targets(own_rows).astype(np.float64)
@@ -545,8 +556,8 @@ def _novelty_features(rows: _Rows, codes: _Codes) -> dict:
     start = rows.span.lookback_start_ms
     weights = rows.column("agg_rows")
 
-    def before_last_day(group: np.ndarray) -> np.ndarray:
-        timeline = rows.timeline(group)
+    def before_last_day(group: np.ndarray, key: str) -> np.ndarray:
+        timeline = rows.timeline(group, key)
         prefix = timeline.prefix(weights)
         whole = timeline.window(start, inclusive_start=True, include_self=False)
         last_day = timeline.window(t - DAY_MS, inclusive_start=False, include_self=False)
@@ -554,7 +565,7 @@ def _novelty_features(rows: _Rows, codes: _Codes) -> dict:
         return timeline.to_targets(older).astype(np.float64)
 
     has_wallet = codes.has_wallet[:n]
-    user_older = before_last_day(codes.user)
+    user_older = before_last_day(codes.user, "user")
     low, high = NEAR_LIMIT_RANGE_USD
     amount = rows.column("amount")
     near_limit = (
@@ -563,19 +574,21 @@ def _novelty_features(rows: _Rows, codes: _Codes) -> dict:
         & (amount < high)
         & ~rows.is_summary
     ).astype(np.int64)
-    user = rows.timeline(codes.user)
+    user = rows.timeline(codes.user, "user")
     w24h = user.window(t - DAY_MS, inclusive_start=False, include_self=True)
     near_limit_24h = user.to_targets(user.window_sum(user.prefix(near_limit), w24h))
     return {
         "log_user_tx_count_before_24h": np.log1p(user_older),
         "is_recent_device_for_user": (
-            before_last_day(_combine_codes(codes.user, codes.device)) == 0
+            before_last_day(_combine_codes(codes.user, codes.device), "user×device") == 0
         ).astype(np.float64),
         "is_recent_country_for_user": (
-            before_last_day(_combine_codes(codes.user, codes.country)) == 0
+            before_last_day(_combine_codes(codes.user, codes.country), "user×country") == 0
         ).astype(np.float64),
         "is_recent_wallet_for_user": np.where(
-            has_wallet, before_last_day(_combine_codes(codes.user, codes.wallet)) == 0, False
+            has_wallet,
+            before_last_day(_combine_codes(codes.user, codes.wallet), "user×wallet") == 0,
+            False,
         ).astype(np.float64),
         "near_limit_withdrawals_24h": near_limit_24h.astype(np.float64),
     }
