@@ -19,19 +19,23 @@ import polars as pl
 
 from fraud_assets.detectors.calibration import ScoreCalibrator
 from fraud_assets.detectors.ensemble import EnsembleCombiner, EnsembleConfig, EnsembleResult
-from fraud_assets.detectors.rules import RuleConfig, StatisticalRules
+from fraud_assets.detectors.rules import RuleConfig, RuleMatrix, StatisticalRules
+from fraud_assets.detectors.stacking import StackedCombiner
 from fraud_assets.features.catalog import FEATURE_COLUMNS
 
 
 @dataclass
 class ModelThresholds:
-    """Per-model alert thresholds and the calibrators that put scores on a 0–100 risk scale."""
+    """Per-model alert thresholds, the calibrators that put scores on a 0–100 risk scale,
+    and the ensemble combiner fitted on labelled training rows (None: the configured strategy).
+    """
 
     isolation_forest: float
     autoencoder: float
     isolation_calibrator: ScoreCalibrator
     autoencoder_calibrator: ScoreCalibrator
     strategy: dict[str, Any] = field(default_factory=dict)
+    combiner: StackedCombiner | None = None
 
     def save(self, directory: Path) -> None:
         directory = Path(directory)
@@ -43,6 +47,7 @@ class ModelThresholds:
                     "strategy": self.strategy,
                     "isolation_calibrator": self.isolation_calibrator.to_dict(),
                     "autoencoder_calibrator": self.autoencoder_calibrator.to_dict(),
+                    "combiner": self.combiner.to_dict() if self.combiner else None,
                 },
                 indent=1,
             )
@@ -57,6 +62,7 @@ class ModelThresholds:
             strategy=data["strategy"],
             isolation_calibrator=ScoreCalibrator.from_dict(data["isolation_calibrator"]),
             autoencoder_calibrator=ScoreCalibrator.from_dict(data["autoencoder_calibrator"]),
+            combiner=StackedCombiner.from_dict(data["combiner"]) if data.get("combiner") else None,
         )
 
 
@@ -96,8 +102,10 @@ class ScoringBundle:
         raw = features.select(FEATURE_COLUMNS).to_numpy().astype(np.float32, copy=False)
         return np.asarray(self.scaler.transform(raw), dtype=np.float32)
 
-    def statistical(self, features: pl.DataFrame) -> tuple[np.ndarray, list[list[str]]]:
-        return StatisticalRules(self.rules).evaluate(features)
+    def statistical(self, features: pl.DataFrame) -> tuple[np.ndarray, RuleMatrix]:
+        """Statistical risk and the fired-rule matrix (``RuleMatrix.flags()`` lists them per row)."""
+        rules = StatisticalRules(self.rules).evaluate_matrix(features)
+        return rules.risk, rules
 
     def isolation(self, x: np.ndarray) -> LayerScores:
         score = np.asarray(self.isolation_forest.anomaly_score(x), dtype=np.float64)
@@ -122,11 +130,11 @@ class ScoringBundle:
     def combine(
         self,
         stat_risk: np.ndarray,
-        flags: list[list[str]],
+        flags: RuleMatrix | list[list[str]],
         iso: LayerScores,
         ae: LayerScores,
     ) -> EnsembleResult:
-        return EnsembleCombiner(self.ensemble).combine(
+        return EnsembleCombiner(self.ensemble, self.thresholds.combiner).combine(
             stat_risk, iso.risk, ae.risk, iso.prediction, ae.prediction, flags
         )
 

@@ -106,8 +106,14 @@ def test_rule_matrix_and_flag_lists_give_the_same_result(strategy):
             "wallet_age_days": rng.exponential(30, n),
             "country_changed": rng.random(n) < 0.3,
             "geo_velocity_kmh": rng.exponential(600, n),
-            "is_new_device_for_user": rng.random(n) < 0.3,
-            "is_new_country_for_user": rng.random(n) < 0.3,
+            "is_recent_device_for_user": rng.random(n) < 0.3,
+            "is_recent_country_for_user": rng.random(n) < 0.3,
+            "is_recent_wallet_for_user": rng.random(n) < 0.3,
+            "log_user_tx_count_before_24h": rng.uniform(0, 5, n),
+            "near_limit_withdrawals_24h": rng.integers(0, 3, n),
+            "log_user_account_age_days": rng.uniform(0, 8, n),
+            "type_withdraw": rng.random(n) < 0.3,
+            "type_sell": rng.random(n) < 0.3,
         }
     )
     matrix = StatisticalRules().evaluate_matrix(features)

@@ -24,6 +24,8 @@ from fraud_assets import registry
 from fraud_assets.assets.training_steps import (
     ab_test_verdict,
     artifact_ref,
+    combiner_table,
+    fit_combiner,
     label_and_split,
     model_version,
     read_labels,
@@ -247,13 +249,19 @@ class ThresholdConfig(dg.Config):
         "percentile", description="percentile | mean_std | f1_optimal | youden | max_alert_rate"
     )
     params: dict[str, float] = Field(default_factory=dict, description="e.g. {'q': 95}")
+    fit_combiner: bool = Field(
+        True,
+        description="Fit the ensemble's combiner on the labelled training split (needs at least "
+        "10 known frauds); otherwise the configured weighted sum combines the layers.",
+    )
 
 
 @dg.asset(
     **_common,
     io_manager_key=MODELS,
     description="Seed task 5: one alert threshold per model (95th percentile of the training "
-    "scores unless configured) and the calibration of each model's score to 0–100 risk.",
+    "scores unless configured), the calibration of each model's score to 0–100 risk, and the "
+    "ensemble combiner fitted on the labelled training split.",
 )
 def calculate_thresholds(
     context: dg.AssetExecutionContext,
@@ -280,6 +288,15 @@ def calculate_thresholds(
         autoencoder_calibrator=ScoreCalibrator().fit(ae_scores),
         strategy={"kind": strategy.kind, "params": dict(strategy.params)},
     )
+    if config.fit_combiner:
+        bundle = ScoringBundle(
+            version=model_version(context.partition_key),
+            scaler=feature_scaler,
+            isolation_forest=train_isolation_forest,
+            autoencoder=train_autoencoder,
+            thresholds=thresholds,
+        )
+        thresholds.combiner = fit_combiner(bundle, feature_engineering_train)
     return dg.Output(
         thresholds,
         metadata={
@@ -287,6 +304,7 @@ def calculate_thresholds(
             "isolation_forest_threshold": thresholds.isolation_forest,
             "autoencoder_threshold": thresholds.autoencoder,
             "strategy": f"{strategy.kind} {dict(strategy.params)}",
+            "combiner": dg.MetadataValue.md(combiner_table(thresholds.combiner)),
         },
     )
 

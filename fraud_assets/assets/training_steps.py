@@ -12,6 +12,7 @@ import polars as pl
 
 from fraud_assets import settings
 from fraud_assets.bundle import ScoringBundle
+from fraud_assets.detectors.stacking import MIN_FRAUDS, StackedCombiner
 from fraud_assets.evaluation.metrics import alert_metrics, per_scenario_recall, ranking_metrics
 
 
@@ -80,6 +81,41 @@ def read_labels(client, start: datetime, end: datetime, known_by: datetime) -> p
 def training_rows(features: pl.DataFrame) -> pl.DataFrame:
     """The rows models learn 'normal' from: the training split without known frauds."""
     return features.filter((pl.col("split") == "train") & (pl.col("is_fraud") == 0))
+
+
+def fit_combiner(bundle: ScoringBundle, features: pl.DataFrame, min_frauds: int = MIN_FRAUDS):
+    """The ensemble's ``StackedCombiner`` fitted on the labelled training split, or None.
+
+    The training split's labels are those known at the partition end; its
+    known frauds were kept out of the models' training rows, so their model
+    risks are out-of-sample. The validation split is not used: it stays a
+    held-out test of the whole bundle. None when fewer than ``min_frauds``
+    frauds are known (the bundle then combines with the configured strategy).
+    """
+    rows = features.filter(pl.col("split") == "train")
+    labels = rows["is_fraud"].to_numpy().astype(bool)
+    if labels.sum() < min_frauds or labels.all():
+        return None
+    x = bundle.matrix(rows)
+    _, rules = bundle.statistical(rows)
+    iso = bundle.isolation(x)
+    ae, _ = bundle.autoencoder_scores(x)
+    return StackedCombiner().fit(
+        rules.fired, rules.names, iso.risk, ae.risk, labels, bundle.rules.points
+    )
+
+
+def combiner_table(combiner) -> str:
+    """The fitted weights beside their priors, as markdown."""
+    if combiner is None:
+        return "not fitted (too few labelled frauds): the configured weighted sum combines"
+    rows = ["| input | weight (log-odds) | prior |", "|---|---|---|"]
+    for name, weight, prior in zip(
+        combiner.inputs, combiner.coef_.tolist(), combiner.prior_.tolist(), strict=True
+    ):
+        rows.append(f"| {name} | {weight:.2f} | {prior:.2f} |")
+    rows.append(f"| intercept | {combiner.intercept_:.2f} | |")
+    return "\n".join(rows)
 
 
 def artifact_ref(context: dg.AssetExecutionContext, asset_name: str):

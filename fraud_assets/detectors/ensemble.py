@@ -18,6 +18,12 @@ own threshold, plus the fired rule flags. Strategies:
   ``w_stat·stat + w_ae·ae``; their ``iso_risk`` may be NaN, so a caller may
   skip the forest on them.
 
+* fitted (``stacker``, see ``stacking.py``): when the model bundle carries a
+  ``StackedCombiner`` fitted on labelled training rows, it replaces the
+  strategy: ``total = 100 · P(fraud | rule flags, model risks)``. The
+  configured strategy remains the fallback for bundles trained without
+  enough labels.
+
 Decision from the total: ``approved`` if ``total < approve_below`` (30),
 ``blocked`` if ``total > block_above`` (70), otherwise ``review`` (30 and 70
 both review). Reasons per row: ``rule:<flag>`` for each fired rule, then
@@ -78,8 +84,9 @@ class EnsembleResult:
 
 
 class EnsembleCombiner:
-    def __init__(self, config: EnsembleConfig | None = None) -> None:
+    def __init__(self, config: EnsembleConfig | None = None, stacker: Any = None) -> None:
         self.config = config or EnsembleConfig()
+        self.stacker = stacker  # a fitted StackedCombiner, or None for the configured strategy
 
     def combine(
         self,
@@ -106,7 +113,10 @@ class EnsembleCombiner:
             raise ValueError("flags must have one entry per row")
         iso_consulted = np.ones(n, dtype=bool)
 
-        if cfg.strategy == "weighted_sum":
+        if self.stacker is not None:
+            fired, names = _fired_matrix(flags, n)
+            total = 100.0 * self.stacker.predict_proba(fired, names, iso, ae)
+        elif cfg.strategy == "weighted_sum":
             total = cfg.stat_weight * stat + cfg.iso_weight * iso + cfg.ae_weight * ae
         elif cfg.strategy == "voting":
             if isinstance(flags, RuleMatrix):
@@ -134,6 +144,23 @@ class EnsembleCombiner:
         with gc_paused():
             reasons = _reasons(flags, iso_flag, ae_flag, n)
         return EnsembleResult(total, decision, reasons)
+
+
+def _fired_matrix(
+    flags: Sequence[Sequence[str]] | RuleMatrix | None, n: int
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Rule flags as a (rows, rules) boolean matrix and its column names."""
+    if isinstance(flags, RuleMatrix):
+        return flags.fired, tuple(flags.names)
+    if flags is None:
+        return np.zeros((n, 0), dtype=bool), ()
+    names = tuple(sorted({flag for row in flags for flag in row}))
+    index = {name: j for j, name in enumerate(names)}
+    fired = np.zeros((n, len(names)), dtype=bool)
+    for i, row in enumerate(flags):
+        for flag in row:
+            fired[i, index[flag]] = True
+    return fired, names
 
 
 def _column(values: Any, n: int | None = None) -> np.ndarray:
