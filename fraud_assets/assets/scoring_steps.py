@@ -270,7 +270,9 @@ def ensemble(
     fired = np.column_stack(
         [flags.list.contains(name).fill_null(False).to_numpy() for name in RULE_NAMES]
     )
-    result = EnsembleCombiner(EnsembleConfig()).combine(
+    # The bundle's combiner fitted at training (None: the configured weighted sum).
+    (thresholds,) = _components(clickhouse, _version(joined), "thresholds")
+    result = EnsembleCombiner(EnsembleConfig(), thresholds.combiner).combine(
         stat_risk,
         joined["isolation_risk"].to_numpy(),
         joined["autoencoder_risk"].to_numpy(),
