@@ -40,6 +40,7 @@ from fraud_assets.detectors.calibration import ScoreCalibrator
 from fraud_assets.detectors.thresholds import ThresholdStrategy, fit_threshold
 from fraud_assets.features import FEATURE_COLUMNS, FeatureScaler, extract_features
 from fraud_assets.features.history import load_feature_inputs
+from fraud_assets.metadata_charts import line_chart, markdown_image
 from fraud_assets.notify import NotifierResource
 from fraud_assets.notify.message import Notification, model_promoted_notification
 from fraud_assets.partitions import weekly_partitions
@@ -103,12 +104,14 @@ def extract_training_data(
         "feature_engineering_train": dg.AssetOut(
             io_manager_key=INTERMEDIATE,
             kinds={"polars"},
+            owners=_common["owners"],
             description="Seed task 2: the shared feature pipeline over the training window "
             "(history before the window read from ClickHouse).",
         ),
         "feature_scaler": dg.AssetOut(
             io_manager_key=MODELS,
             kinds={"scikit-learn"},
+            owners=_common["owners"],
             description="The scaler fitted on the training split, saved with the models.",
         ),
     },
@@ -239,6 +242,17 @@ def train_autoencoder(
             "training_curve": dg.MetadataValue.md(
                 curve.to_pandas().to_markdown(index=False, floatfmt=".5f")
             ),
+            "training_curve_plot": dg.MetadataValue.md(
+                markdown_image(
+                    line_chart(
+                        {"loss": curve["loss"].to_list(), "val_loss": curve["val_loss"].to_list()},
+                        title="Autoencoder training curve",
+                        x_label="epoch",
+                        y_label="reconstruction MSE",
+                    ),
+                    "training curve",
+                )
+            ),
             "final_val_loss": float(curve["val_loss"][-1]),
         },
     )
@@ -259,6 +273,7 @@ class ThresholdConfig(dg.Config):
 @dg.asset(
     **_common,
     io_manager_key=MODELS,
+    kinds={"scikit-learn"},
     description="Seed task 5: one alert threshold per model (95th percentile of the training "
     "scores unless configured), the calibration of each model's score to 0–100 risk, and the "
     "ensemble combiner fitted on the labelled training split.",
@@ -312,6 +327,7 @@ def calculate_thresholds(
 @dg.asset(
     **_common,
     io_manager_key=MODELS,
+    kinds={"scikit-learn"},
     description="Seed task 6: precision, recall, F1, ROC-AUC and PR-AUC of each model and the "
     "ensemble on the held-out newest 20% (labels include the frauds excluded from training), "
     "plus latency per 1k transactions.",
@@ -483,6 +499,7 @@ class ABTestConfig(dg.Config):
     **_common,
     **_retried,
     io_manager_key=MODELS,
+    kinds={"clickhouse"},
     description="Seed task 8: the candidate scores a deterministic 10% slice of recent traffic "
     "(hash of the transaction id) beside the active models; compares alert rates and labelled "
     "precision/recall and decides promote or rollback, with the reason.",
@@ -571,6 +588,7 @@ production_models = dg.AssetSpec(
     "(and by rollbacks); every hourly scoring asset depends on it, so lineage shows which "
     "models scored which hours.",
     kinds={"clickhouse"},
+    owners=["team:fraud-ml"],
     deps=[promote_to_production],
 )
 
