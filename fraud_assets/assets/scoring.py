@@ -26,6 +26,7 @@ from fraud_assets.clickhouse import ClickHouseResource
 from fraud_assets.clickhouse.errors import CLICKHOUSE_RETRY_POLICY
 from fraud_assets.notify import NotifierResource
 from fraud_assets.partitions import hourly_partitions
+from fraud_assets.validation import claimed_ids
 
 INTERMEDIATE = "intermediate_io_manager"
 CLICKHOUSE = "polars_io_manager"
@@ -66,7 +67,8 @@ def extract_transactions(context: dg.AssetExecutionContext, clickhouse: ClickHou
     window = context.partition_time_window
     with clickhouse.get_client() as client:
         raw = steps.read_transactions(client, window.start, window.end)
-    valid, quarantined = steps.validate(raw, window.start, window.end, context.run_id)
+        claimed = claimed_ids(client, window.start, window.end)
+    valid, quarantined = steps.validate(raw, window.start, window.end, context.run_id, claimed)
     reasons = quarantined.group_by("reason").len().sort("reason")
     yield dg.Output(
         valid,

@@ -6,12 +6,14 @@ import copy
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import dagster as dg
 import numpy as np
 import polars as pl
 from clickhouse_connect.driver.client import Client
+from threadpoolctl import threadpool_limits
 
 from fraud_assets import registry
 from fraud_assets.bundle_loader import load_component
@@ -25,11 +27,11 @@ from fraud_assets.detectors.rules import (
     StatisticalRules,
     rule_codes,
 )
-from fraud_assets.features import FEATURE_COLUMNS, extract_features
+from fraud_assets.features import extract_features
 from fraud_assets.features.history import load_feature_inputs
 from fraud_assets.notify import NotifierResource
 from fraud_assets.notify.message import blocked_transactions_notification
-from fraud_assets.validation import split_valid
+from fraud_assets.validation import quarantine_rows, split_valid
 
 DECISIONS = ("approved", "review", "blocked")
 # The feature columns the rules and the ensemble read: those steps load only these
@@ -71,18 +73,15 @@ def read_transactions(client: Client, start: datetime, end: datetime) -> pl.Data
 
 
 def validate(
-    raw: pl.DataFrame, start: datetime, end: datetime, run_id: str
+    raw: pl.DataFrame,
+    start: datetime,
+    end: datetime,
+    run_id: str,
+    claimed: pl.Series | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    valid, invalid = split_valid(raw, start, end)
-    quarantined = invalid.select(
-        pl.col("transaction_id").fill_null("").cast(pl.Utf8),
-        pl.col("timestamp").fill_null(start),
-        pl.col("user_id").fill_null("").cast(pl.Utf8),
-        pl.col("reason"),
-        pl.struct(pl.all().exclude("reason")).struct.json_encode().alias("row_json"),
-        pl.lit(run_id).alias("run_id"),
-    )
-    return valid, quarantined
+    """(rows to score, quarantine rows); ``claimed``: ids already seen before the window."""
+    valid, invalid = split_valid(raw, start, end, claimed)
+    return valid, quarantine_rows(invalid, start, end, run_id)
 
 
 def active_version_or_fail(client: Client) -> str:
@@ -113,8 +112,8 @@ def _components(clickhouse: ClickHouseResource, version: str, *names: str) -> li
 
 
 def _matrix(scaler, features: pl.DataFrame) -> np.ndarray:
-    raw = features.select(FEATURE_COLUMNS).to_numpy().astype(np.float32, copy=False)
-    return np.asarray(scaler.transform(raw), dtype=np.float32)
+    """The scaled model input; the scaler reads the frame's columns without a copy."""
+    return np.asarray(scaler.transform(features), dtype=np.float32)
 
 
 def _lists_by_code(
@@ -144,6 +143,26 @@ def _on_all_cores(model):
     model = copy.copy(model)
     model.n_jobs = os.cpu_count() or 1
     return model
+
+
+def _by_row_blocks(score: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    """``score(x)`` on row blocks, one per core, each with a single-threaded BLAS.
+
+    The autoencoder's layers are small matrix products: OpenBLAS's own threads
+    cost more than they give there (and spin on a busy machine, several times
+    the CPU time), while row blocks on Python threads (NumPy releases the GIL)
+    keep every core busy.
+    """
+    threads = min(os.cpu_count() or 1, max(1, x.shape[0] // 50_000))
+    bounds = np.linspace(0, x.shape[0], threads + 1, dtype=np.int64)
+    with threadpool_limits(limits=1, user_api="blas"):
+        if threads == 1:
+            return np.asarray(score(x))
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            parts = pool.map(
+                lambda i: np.asarray(score(x[bounds[i] : bounds[i + 1]])), range(threads)
+            )
+            return np.concatenate(list(parts))
 
 
 def _keys(features: pl.DataFrame) -> pl.DataFrame:
@@ -217,8 +236,8 @@ def autoencoder(clickhouse: ClickHouseResource, features: pl.DataFrame) -> pl.Da
         clickhouse, _version(features), "scaler", "autoencoder", "thresholds"
     )
     x = _matrix(scaler, features)
-    error = np.asarray(model.anomaly_score(x), dtype=np.float64)
-    latent = np.asarray(model.transform(x), dtype=np.float32)
+    error = _by_row_blocks(model.anomaly_score, x).astype(np.float64, copy=False)
+    latent = _by_row_blocks(model.transform, x).astype(np.float32, copy=False)
     return _keys(features).with_columns(
         pl.Series("reconstruction_error", error.astype(np.float32)),
         pl.Series(
@@ -272,14 +291,15 @@ def ensemble(
     )
     # The bundle's combiner fitted at training (None: the configured weighted sum).
     (thresholds,) = _components(clickhouse, _version(joined), "thresholds")
-    result = EnsembleCombiner(EnsembleConfig(), thresholds.combiner).combine(
-        stat_risk,
-        joined["isolation_risk"].to_numpy(),
-        joined["autoencoder_risk"].to_numpy(),
-        iso_pred,
-        ae_pred,
-        RuleMatrix(risk=stat_risk, fired=fired, names=RULE_NAMES),
-    )
+    with threadpool_limits(limits=1, user_api="blas"):  # one small product: threads only wait
+        result = EnsembleCombiner(EnsembleConfig(), thresholds.combiner).combine(
+            stat_risk,
+            joined["isolation_risk"].to_numpy(),
+            joined["autoencoder_risk"].to_numpy(),
+            iso_pred,
+            ae_pred,
+            RuleMatrix(risk=stat_risk, fired=fired, names=RULE_NAMES),
+        )
     # A row's reasons follow from its fired rules and the two predictions alone.
     reason_key = rule_codes(fired) * 4 + (iso_pred == -1) + 2 * (ae_pred == -1)
     reasons = _lists_by_code("decision_reasons", reason_key, lambda _, row: result.reasons[row])

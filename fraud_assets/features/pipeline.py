@@ -604,7 +604,11 @@ def _assemble(targets: pl.DataFrame, features: dict[str, np.ndarray]) -> pl.Data
     columns = {name: targets.get_column(name) for name in KEY_COLUMNS}
     for name in FEATURE_COLUMNS:
         dtype = np.float64 if name in FLOAT64_FEATURES else np.float32
-        columns[name] = pl.Series(name, features[name].astype(dtype, copy=False))
+        # Finite inputs can still overflow (a ratio to a tiny profile average): saturate at
+        # the type's largest value instead of passing ±inf on to the scaler and the models.
+        limit = np.finfo(dtype).max
+        values = np.clip(features[name], -limit, limit)
+        columns[name] = pl.Series(name, values.astype(dtype, copy=False))
     return pl.DataFrame(columns)
 
 
