@@ -78,6 +78,7 @@ def stage(name: str, rows: int, fn: Callable[[], Any], repeat: int = 1) -> Any:
 
 def feature_frame(n: int, rng: np.random.Generator) -> pd.DataFrame:
     """The columns the statistical rules read, with realistic rates of rule hits."""
+    tx_type = rng.integers(0, 4, n)
     return pd.DataFrame(
         {
             "amount": rng.lognormal(5, 1.5, n),
@@ -92,6 +93,14 @@ def feature_frame(n: int, rng: np.random.Generator) -> pd.DataFrame:
             "is_new_device_for_user": rng.random(n) < 0.03,
             "geo_velocity_kmh": rng.exponential(100, n),
             "minutes_since_last_tx": rng.exponential(300, n),
+            "is_recent_device_for_user": rng.random(n) < 0.03,
+            "is_recent_country_for_user": rng.random(n) < 0.02,
+            "is_recent_wallet_for_user": rng.random(n) < 0.05,
+            "log_user_tx_count_before_24h": np.log1p(rng.poisson(50, n)),
+            "log_user_account_age_days": np.log1p(rng.exponential(400, n)),
+            "near_limit_withdrawals_24h": rng.poisson(0.01, n),
+            "type_withdraw": tx_type == 0,
+            "type_sell": tx_type == 1,
         }
     )
 
