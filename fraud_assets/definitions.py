@@ -7,7 +7,7 @@ import it): nothing here imports TensorFlow.
 import dagster as dg
 
 from fraud_assets import notify
-from fraud_assets.assets import automation, demo_data, iot, scoring, training
+from fraud_assets.assets import automation, demo_data, iot, monitoring, scoring, training
 from fraud_assets.resources import default_resources
 
 defs = dg.Definitions.merge(
@@ -18,4 +18,5 @@ defs = dg.Definitions.merge(
     training.defs,
     scoring.defs,
     automation.defs,
+    monitoring.defs,
 )

@@ -493,6 +493,15 @@ class ABTestConfig(dg.Config):
         0.5, description="Largest relative rise in review+block rate the candidate may bring."
     )
     max_recall_drop: float = Field(0.05, description="Largest absolute drop in labelled recall.")
+    confidence_level: float = Field(
+        0.95,
+        description="Confidence of the one-sided harm tests, evaluated once at the fixed horizon "
+        "(`days`): the candidate is rejected only when it is worse beyond a margin with this "
+        "confidence.",
+    )
+    min_frauds: int = Field(
+        5, description="Labelled frauds each arm needs before recall is judged."
+    )
 
 
 @dg.asset(
@@ -500,9 +509,10 @@ class ABTestConfig(dg.Config):
     **_retried,
     io_manager_key=MODELS,
     kinds={"clickhouse"},
-    description="Seed task 8: the candidate scores a deterministic 10% slice of recent traffic "
-    "(hash of the transaction id) beside the active models; compares alert rates and labelled "
-    "precision/recall and decides promote or rollback, with the reason.",
+    description="Seed task 8: the candidate scores a 10% slice of recent users (stable hash of "
+    "user_id, so one user always sees one policy) and the active models an equal control slice; "
+    "a fixed-horizon stopping rule (one-sided harm tests on alert rate and labelled recall at a "
+    "stated confidence level) decides promote or rollback, with the statistics as the reason.",
 )
 def a_b_test(
     context: dg.AssetExecutionContext,
@@ -527,6 +537,7 @@ def a_b_test(
             "decision": verdict["decision"],
             "reason": verdict["reason"],
             "comparison": dg.MetadataValue.md(verdict.get("table", "")),
+            "stopping_rule": verdict.get("stopping_rule", "none: no comparison needed"),
         }
     )
     return JsonReport(verdict)

@@ -202,18 +202,55 @@ def validation_report(
     return report, metrics_table(report)
 
 
-def ab_slice(frame: pl.DataFrame, share: float, key: str = "transaction_id") -> pl.DataFrame:
-    """A deterministic ``share`` of rows chosen by a stable hash of ``key``."""
-    buckets = frame[key].hash(seed=0x5EED) % 10_000
-    return frame.filter(buckets < int(round(share * 10_000)))
+def ab_slice(
+    frame: pl.DataFrame, share: float, key: str = "user_id", offset: float = 0.0
+) -> pl.DataFrame:
+    """The rows whose ``key`` hashes into the arm [offset, offset + share) of the buckets.
+
+    Keyed by user: one user is always in one arm (sees one policy), and every
+    transaction of a user is in it, so per-user features stay exact.
+    """
+    from fraud_assets.monitoring.ab_test import arm_bounds, user_buckets
+
+    low, high = arm_bounds(share, offset)
+    buckets = user_buckets(frame[key])
+    return frame.filter((buckets >= low) & (buckets < high))
+
+
+def _arm_outcome(bundle: ScoringBundle, features: pl.DataFrame):
+    """What one arm's bundle decided on its own users' transactions: a summary and, per user,
+    (flagged, transactions) and (caught, labelled frauds) for the stopping rule."""
+    from fraud_assets.monitoring.ab_test import Arm
+
+    alerts = np.asarray(_layers(bundle, features)["ensemble"][1], dtype=bool)
+    per_user = (
+        features.select("user_id", pl.col("is_fraud").cast(pl.Boolean).alias("fraud"))
+        .with_columns(pl.Series("flagged", alerts))
+        .group_by("user_id")
+        .agg(
+            pl.len().alias("transactions"),
+            pl.col("flagged").sum(),
+            pl.col("fraud").sum().alias("frauds"),
+            (pl.col("flagged") & pl.col("fraud")).sum().alias("caught"),
+        )
+    )
+    summary = {
+        "users": per_user.height,
+        **{c: int(per_user[c].sum()) for c in ("transactions", "flagged", "frauds", "caught")},
+    }
+    alerts_arm = Arm.of(per_user["flagged"].to_numpy(), per_user["transactions"].to_numpy())
+    recall_arm = Arm.of(per_user["caught"].to_numpy(), per_user["frauds"].to_numpy())
+    return summary, alerts_arm, recall_arm
 
 
 def ab_test_verdict(context, clickhouse, candidate: ScoringBundle, config) -> dict[str, Any]:
-    """Score the slice with both bundles and decide promote or rollback."""
+    """Replay the last ``days`` of traffic split by user between the two bundles and apply the
+    fixed-horizon stopping rule of ``fraud_assets.monitoring.ab_test``: promote or rollback."""
     from fraud_assets import registry
     from fraud_assets.bundle_loader import load_bundle
     from fraud_assets.features import extract_features
     from fraud_assets.features.history import load_feature_inputs
+    from fraud_assets.monitoring import ab_test
 
     end = context.partition_time_window.end
     start = end - timedelta(days=config.days)
@@ -231,49 +268,63 @@ def ab_test_verdict(context, clickhouse, candidate: ScoringBundle, config) -> di
         known = read_labels(client, start, end, known_by=end).select(
             "transaction_id", "is_fraud", "fraud_type"
         )
-    window = ab_slice(inputs.transactions, config.traffic_share)
-    if window.is_empty():
+    share = config.traffic_share
+    both = ab_slice(inputs.transactions, min(2 * share, 1.0))
+    if both.is_empty():
         return {
             "decision": "promote",
             "reason": "no recent traffic to compare on; validation gates passed",
         }
-    features = extract_features(window, inputs.history, inputs.labels)
+    features = extract_features(both, inputs.history, inputs.labels)
     features = features.join(known, on="transaction_id", how="left").with_columns(
         pl.col("is_fraud").fill_null(0), pl.col("fraud_type").fill_null("")
     )
-    ours = evaluate_bundle(candidate, features)["ensemble"]
-    theirs = evaluate_bundle(current, features)["ensemble"]
-    table = "\n".join(
+    candidate_rows = ab_slice(features, share)
+    control_rows = ab_slice(features, share, offset=share)
+    if candidate_rows.is_empty() or control_rows.is_empty():
+        return {
+            "decision": "promote",
+            "reason": "an arm had no recent traffic to compare on; validation gates passed",
+        }
+    c, c_alerts, c_recall = _arm_outcome(candidate, candidate_rows)
+    a, a_alerts, a_recall = _arm_outcome(current, control_rows)
+    decision, tests = ab_test.decide(
+        alerts=(c_alerts, a_alerts),
+        frauds_caught=(c_recall, a_recall),
+        confidence=config.confidence_level,
+        max_alert_rate_increase=config.max_alert_rate_increase,
+        max_recall_drop=config.max_recall_drop,
+        min_frauds=config.min_frauds,
+    )
+    rule = (
+        f"fixed horizon {config.days} d, one-sided harm tests at {config.confidence_level:.0%} "
+        f"confidence; arms of {share:.0%} of users each by hash of user_id "
+        f"({c['users']} candidate / {a['users']} control users)"
+    )
+    worse = [t.metric for t in tests if t.verdict == ab_test.WORSE]
+    headline = (
+        f"{candidate.version} worse than {current.version} on {', '.join(worse)}"
+        if worse
+        else f"no harm shown against {current.version}"
+    )
+    arms_table = "\n".join(
         [
-            f"| metric | active {current.version} | candidate {candidate.version} |",
-            "|---|---|---|",
+            "| arm | bundle | users | transactions | flagged | labelled frauds | caught |",
+            "|---|---|---|---|---|---|---|",
             *(
-                f"| {k} | {theirs[k]:.4f} | {ours[k]:.4f} |"
-                for k in ("alert_rate", "precision", "recall", "pr_auc", "block_precision")
+                f"| {name} | {bundle.version} | {arm['users']} | {arm['transactions']} "
+                f"| {arm['flagged']} | {arm['frauds']} | {arm['caught']} |"
+                for name, arm, bundle in (("candidate", c, candidate), ("control", a, current))
             ),
         ]
     )
-    problems = []
-    if theirs["alert_rate"] > 0 and ours["alert_rate"] > theirs["alert_rate"] * (
-        1 + config.max_alert_rate_increase
-    ):
-        problems.append(f"alert rate {ours['alert_rate']:.4f} vs {theirs['alert_rate']:.4f}")
-    if (
-        np.isfinite(theirs["recall"])
-        and not ours["recall"] >= theirs["recall"] - config.max_recall_drop
-    ):
-        problems.append(f"recall {ours['recall']:.3f} vs {theirs['recall']:.3f}")
-    n = features.height
-    if problems:
-        return {
-            "decision": "rollback",
-            "reason": "; ".join(problems) + f" on {n} slice rows",
-            "table": table,
-        }
     return {
-        "decision": "promote",
-        "reason": f"not worse than {current.version} on {n} slice rows",
-        "table": table,
+        "decision": decision,
+        "reason": f"{headline} ({rule}): {ab_test.summary(tests)}",
+        "table": arms_table + "\n\n" + ab_test.markdown(tests),
+        "stopping_rule": rule,
+        "arms": {"candidate": c, "control": a},
+        "statistics": [t.as_dict() for t in tests],
     }
 
 

@@ -1,0 +1,206 @@
+"""Drift statistics computed by ClickHouse against the stored reference histograms.
+
+The hour's rows never leave the database: one query bins every monitored
+column of the window with the reference edges and returns, per column, the
+window's bin counts, the PSI and the binned KS distance, computed in SQL
+against ``drift_reference``.
+
+Shape of the query (``histogram_sql``): one ``GROUP BY bin`` sub-select per
+column, with the bin as a ``multiIf`` over the reference edges written in as
+literals, glued with ``UNION ALL``. Measured on 1M rows × 62 columns this was
+the fastest of the forms tried (one ``countIf`` per bin and column, ``sumMap``,
+``ARRAY JOIN`` over the columns, ``GROUPING SETS``, ``arrayFirstIndex`` over
+the edges as an array): each sub-select reads one column and groups on a
+UInt8, and ClickHouse may run the sub-selects in parallel.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import numpy as np
+from clickhouse_connect.driver.client import Client
+
+from fraud_assets.clickhouse.client import quote_identifier
+from fraud_assets.monitoring.histograms import PSEUDO_COUNT, Histogram
+
+FEATURE, SCORE = "feature", "score"
+TABLES = {FEATURE: "feature_snapshots", SCORE: "detected_anomalies_ensemble"}
+# The stored scores of every scored transaction, as in detected_anomalies_ensemble.
+SCORE_COLUMNS: tuple[str, ...] = (
+    "statistical_risk",
+    "isolation_score",
+    "reconstruction_error",
+    "total_risk_score",
+)
+
+
+def write_reference(
+    client: Client,
+    version: str,
+    series: str,
+    histograms: Mapping[str, Histogram],
+    reference_window: str,
+) -> None:
+    """Replace the reference of (version, series): removed columns must not linger."""
+    client.command(
+        "DELETE FROM drift_reference WHERE model_version = {version:String} "
+        "AND series = {series:String}",
+        parameters={"version": version, "series": series},
+        settings={"lightweight_deletes_sync": 2},
+    )
+    rows = [
+        [version, series, name, h.edges.tolist(), h.counts.tolist(), h.rows, reference_window]
+        for name, h in histograms.items()
+    ]
+    if rows:
+        client.insert(
+            "drift_reference",
+            rows,
+            column_names=[
+                "model_version",
+                "series",
+                "name",
+                "edges",
+                "counts",
+                "rows",
+                "reference_window",
+            ],  # fmt: skip
+        )
+
+
+def read_reference(client: Client, version: str, series: str) -> dict[str, Histogram]:
+    result = client.query(
+        "SELECT name, edges, counts FROM drift_reference FINAL "
+        "WHERE model_version = {version:String} AND series = {series:String} ORDER BY name",
+        parameters={"version": version, "series": series},
+    )
+    return {
+        name: Histogram(np.asarray(edges, dtype=np.float64), np.asarray(counts, dtype=np.int64))
+        for name, edges, counts in result.result_rows
+    }
+
+
+def hourly_rows(client: Client, table: str, start: datetime, end: datetime) -> list[tuple]:
+    """(hour, model_version, rows) of ``table`` in [start, end): what picks windows and versions."""
+    return client.query(
+        f"SELECT toStartOfHour(timestamp) AS hour, model_version, count() "  # noqa: S608
+        f"FROM {quote_identifier(table)} "
+        "WHERE timestamp >= {start:DateTime('UTC')} AND timestamp < {end:DateTime('UTC')} "
+        "GROUP BY hour, model_version ORDER BY hour, model_version",
+        parameters={"start": start, "end": end},
+    ).result_rows
+
+
+def table_columns(client: Client, table: str) -> set[str]:
+    return {
+        row[0]
+        for row in client.query(
+            "SELECT name FROM system.columns WHERE database = currentDatabase() "
+            "AND table = {table:String}",
+            parameters={"table": table},
+        ).result_rows
+    }
+
+
+def _literal(value: float) -> str:
+    if not math.isfinite(value):
+        raise ValueError(f"reference edges must be finite, got {value!r}")
+    return repr(float(value))
+
+
+def bin_expression(column: str, edges: Sequence[float]) -> str:
+    """SQL for the bin of ``column``: the number of edges at or below the value."""
+    quoted = quote_identifier(column)
+    if len(edges) == 0:
+        return "toUInt8(0)"
+    branches = ", ".join(f"{quoted} < {_literal(e)}, {i}" for i, e in enumerate(edges))
+    return f"toUInt8(multiIf({branches}, {len(edges)}))"
+
+
+def _bin_select(index: int, bins: int, expression: str, source: str, window: str) -> str:
+    return (
+        f"SELECT {index} AS column_index, {bins} AS bin_total, {expression} AS bin_index, "  # noqa: S608
+        f"count() AS bin_rows FROM {source} {window} GROUP BY bin_index"
+    )
+
+
+def histogram_sql(table: str, references: Mapping[str, Histogram]) -> str:
+    """Per-column bin counts, PSI and binned KS of a window, against ``drift_reference``.
+
+    Parameters: ``start``, ``end`` (the window), ``version`` (rows scored by
+    it, and its reference), ``series``, ``names`` (the columns, in the order
+    of ``references``) and ``pseudo_count``.
+    """
+    if len(references) > 255:
+        raise ValueError("at most 255 columns per drift query")
+    source = quote_identifier(table)
+    # Column names are quoted identifiers and edges float literals; values are bound parameters.
+    window = (
+        "WHERE timestamp >= {start:DateTime('UTC')} AND timestamp < {end:DateTime('UTC')} "
+        "AND model_version = {version:String}"
+    )
+    selects = [
+        _bin_select(i, len(h.edges) + 1, bin_expression(name, h.edges), source, window)
+        for i, (name, h) in enumerate(references.items())
+    ]
+    union = "\n    UNION ALL ".join(selects)
+    return f"""
+SELECT name, n, counts, reference_rows,
+    arraySum(arrayMap((a, e) -> (a - e) * log(a / e),
+        arrayMap(x -> (x + {{pseudo_count:Float64}})
+            / (n + {{pseudo_count:Float64}} * length(counts)), counts),
+        arrayMap(x -> (x + {{pseudo_count:Float64}})
+            / (reference_rows + {{pseudo_count:Float64}} * length(reference_counts)),
+            reference_counts))) AS psi,
+    arrayMax(arrayMap((a, e) -> abs(a - e),
+        arrayCumSum(arrayMap(x -> x / n, counts)),
+        arrayCumSum(arrayMap(x -> x / reference_rows, reference_counts)))) AS ks
+FROM (
+    SELECT arrayElement({{names:Array(String)}}, toUInt32(column_index) + 1) AS name, n,
+        arrayMap(k -> toUInt64(arraySum(arrayMap((i, r) -> if(i = k, r, 0), bin_indexes,
+            bin_counts))), range(bins)) AS counts
+    FROM (
+        SELECT column_index, any(bin_total) AS bins, sum(bin_rows) AS n,
+            groupArray(bin_index) AS bin_indexes, groupArray(bin_rows) AS bin_counts
+        FROM (
+    {union}
+        )
+        GROUP BY column_index
+    )
+) AS h
+INNER JOIN (
+    SELECT name, counts AS reference_counts, rows AS reference_rows
+    FROM drift_reference FINAL
+    WHERE model_version = {{version:String}} AND series = {{series:String}}
+) AS r USING (name)
+WHERE length(counts) = length(reference_counts)
+ORDER BY name
+"""  # noqa: S608
+
+
+def window_statistics(
+    client: Client,
+    series: str,
+    version: str,
+    references: Mapping[str, Histogram],
+    start: datetime,
+    end: datetime,
+) -> list[dict]:
+    """One dict per column: name, n, counts, reference_rows, psi, ks (columns without rows omitted)."""
+    if not references:
+        return []
+    result = client.query(
+        histogram_sql(TABLES[series], references),
+        parameters={
+            "start": start,
+            "end": end,
+            "version": version,
+            "series": series,
+            "names": list(references),
+            "pseudo_count": PSEUDO_COUNT,
+        },
+    )
+    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
