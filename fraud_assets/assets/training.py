@@ -38,6 +38,7 @@ from fraud_assets.clickhouse import ClickHouseResource
 from fraud_assets.clickhouse.errors import CLICKHOUSE_RETRY_POLICY
 from fraud_assets.detectors.calibration import ScoreCalibrator
 from fraud_assets.detectors.thresholds import ThresholdStrategy, fit_threshold
+from fraud_assets.evaluation.tables import scenario_table
 from fraud_assets.features import FEATURE_COLUMNS, FeatureScaler, extract_features
 from fraud_assets.features.history import load_feature_inputs
 from fraud_assets.metadata_charts import line_chart, markdown_image
@@ -353,12 +354,16 @@ def validate_models(
     context.add_output_metadata(
         {
             "metrics": dg.MetadataValue.md(table),
+            "recall_per_scenario_at_2pct": dg.MetadataValue.md(scenario_table(report)),
             "validation_rows": validation.height,
             "validation_frauds": int(validation["is_fraud"].sum()),
             "ensemble_pr_auc": report["ensemble"]["pr_auc"],
             "ensemble_roc_auc": report["ensemble"]["roc_auc"],
+            "ensemble_recall_at_0.5pct": report["ensemble"]["recall_at_0.5%"],
+            "ensemble_recall_at_1pct": report["ensemble"]["recall_at_1.0%"],
             "ensemble_recall_at_2pct": report["ensemble"]["recall_at_2.0%"],
             "ensemble_block_precision": report["ensemble"]["block_precision"],
+            "ensemble_block_rate": report["ensemble"]["block_rate"],
             "ensemble_blocked": report["decisions"]["blocked"],
             "ensemble_review": report["decisions"]["review"],
             "latency_ms_per_1k": report["latency_ms_per_1k"],

@@ -13,7 +13,13 @@ import polars as pl
 from fraud_assets import settings
 from fraud_assets.bundle import ScoringBundle
 from fraud_assets.detectors.stacking import MIN_FRAUDS, StackedCombiner
-from fraud_assets.evaluation.metrics import alert_metrics, per_scenario_recall, ranking_metrics
+from fraud_assets.evaluation.metrics import (
+    alert_metrics,
+    per_scenario_recall,
+    ranking_metrics,
+    scenario_recall_at_budget,
+)
+from fraud_assets.evaluation.tables import SCENARIO_BUDGET, SCENARIO_KEY, layer_table
 
 
 def model_version(partition_key: str) -> str:
@@ -164,6 +170,9 @@ def evaluate_bundle(bundle: ScoringBundle, features: pl.DataFrame) -> dict[str, 
         scores, alerts = layers[name]
         report[name] = alert_metrics(labels, alerts) | ranking_metrics(labels, scores)
         report[name]["scenario_recall"] = per_scenario_recall(fraud_types, labels, alerts)
+        report[name][SCENARIO_KEY] = scenario_recall_at_budget(
+            fraud_types, labels, scores, SCENARIO_BUDGET
+        )
     blocked = alert_metrics(labels, layers["blocked"])
     report["ensemble"]["block_precision"] = blocked["precision"]
     report["ensemble"]["block_rate"] = blocked["alert_rate"]
@@ -171,21 +180,14 @@ def evaluate_bundle(bundle: ScoringBundle, features: pl.DataFrame) -> dict[str, 
         d: int((layers["decision"] == d).sum()) for d in ("approved", "review", "blocked")
     }
     report["latency_ms_per_1k"] = 1000.0 * layers["elapsed"] / max(features.height, 1) * 1000.0
+    report["frauds_by_scenario"] = {
+        s: int(((fraud_types == s) & labels).sum()) for s in sorted(set(fraud_types[labels]) - {""})
+    }
     return report
 
 
 def metrics_table(report: dict[str, Any]) -> str:
-    rows = [
-        "| layer | precision | recall | F1 | ROC-AUC | PR-AUC | recall@1% | recall@2% |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name in ("rules", "isolation_forest", "autoencoder", "ensemble"):
-        m = report[name]
-        rows.append(
-            f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['roc_auc']:.3f} "
-            f"| {m['pr_auc']:.3f} | {m['recall_at_1.0%']:.3f} | {m['recall_at_2.0%']:.3f} |"
-        )
-    return "\n".join(rows)
+    return layer_table(report)
 
 
 def validation_report(

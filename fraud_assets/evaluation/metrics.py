@@ -58,14 +58,31 @@ def ranking_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     return result
 
 
+def top_budget_share(scores: np.ndarray, budget: float) -> np.ndarray:
+    """Per row, the chance of being among the top ``budget`` fraction when reviewed by score.
+
+    Rows above the cut count 1, rows below 0; rows tied with the cut share the
+    remaining review slots equally, which is the expectation under a random
+    order of ties (coarse scores, e.g. the rules' points, tie a lot).
+    """
+    scores = np.asarray(scores, dtype=float)
+    n = len(scores)
+    if n == 0:
+        return np.zeros(0)
+    k = min(n, max(1, int(math.ceil(budget * n))))
+    cut = np.partition(scores, n - k)[n - k]
+    share = (scores > cut).astype(float)
+    tied = scores == cut
+    share[tied] = (k - share.sum()) / tied.sum()
+    return share
+
+
 def recall_at_budget(labels: np.ndarray, scores: np.ndarray, budget: float) -> float:
-    """Share of frauds among the top ``budget`` fraction of transactions by score."""
+    """Share of frauds among the top ``budget`` fraction of transactions by score (ties shared)."""
     labels = np.asarray(labels).astype(bool)
     if not labels.any():
         return math.nan
-    k = max(1, int(math.ceil(budget * len(labels))))
-    top = np.argsort(-np.asarray(scores, dtype=float), kind="stable")[:k]
-    return float(labels[top].sum() / labels.sum())
+    return float(top_budget_share(scores, budget)[labels].sum() / labels.sum())
 
 
 def per_scenario_recall(
@@ -86,8 +103,10 @@ def scenario_recall_at_budget(
     fraud_types: np.ndarray, labels: np.ndarray, scores: np.ndarray, budget: float
 ) -> dict[str, float]:
     """Recall of each labelled fraud scenario among the top ``budget`` fraction by score."""
+    fraud_types = np.asarray(fraud_types, dtype=object)
     labels = np.asarray(labels).astype(bool)
-    k = max(1, int(math.ceil(budget * len(labels))))
-    alerts = np.zeros(len(labels), dtype=bool)
-    alerts[np.argsort(-np.asarray(scores, dtype=float), kind="stable")[:k]] = True
-    return per_scenario_recall(fraud_types, labels, alerts)
+    share = top_budget_share(scores, budget)
+    return {
+        scenario: float(share[labels & (fraud_types == scenario)].mean())
+        for scenario in sorted({t for t in fraud_types[labels] if t})
+    }

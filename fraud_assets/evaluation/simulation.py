@@ -22,7 +22,6 @@ test runs a small setting and the README table comes from a larger one
 
 from __future__ import annotations
 
-import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,15 +30,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
-from fraud_assets.evaluation.metrics import REVIEW_BUDGETS, scenario_recall_at_budget
+from fraud_assets.evaluation.tables import (
+    LAYERS,
+    SCENARIO_BUDGET,
+    SCENARIO_KEY,
+    fmt,
+    layer_table,
+    scenario_table,
+)
 
-LAYERS: tuple[str, ...] = ("rules", "isolation_forest", "autoencoder", "ensemble")
 # A Sunday 02:00 UTC, so the training week is one weekly partition; the test week ends here.
 DEFAULT_END = datetime(2026, 3, 1, 2, tzinfo=UTC)
-SCENARIO_BUDGET = 0.02
 TRAINING_ASSETS = (
     "extract_training_data",
     "feature_engineering_train",
@@ -121,38 +124,13 @@ class SimulationResult:
 # ---------------------------------------------------------------- measuring
 
 
-def layer_scores(bundle, features: pl.DataFrame) -> dict[str, Any]:
-    """Scores (higher = riskier), alerts and the decision of every layer, via ``bundle.score``."""
-    scored = bundle.score(features)
-    ensemble = scored["ensemble"]
-    decision = np.asarray(ensemble.decision)
-    return {
-        "rules": (np.asarray(scored["statistical_risk"]), scored["statistical_risk"] > 0),
-        "isolation_forest": (scored["isolation"].raw, scored["isolation"].prediction == -1),
-        "autoencoder": (scored["autoencoder"].raw, scored["autoencoder"].prediction == -1),
-        "ensemble": (np.asarray(ensemble.total_risk), decision != "approved"),
-        "decision": decision,
-    }
-
-
 def measure(bundle, features: pl.DataFrame) -> dict[str, Any]:
     """Every metric of the check for labelled feature rows (``is_fraud``, ``fraud_type``)."""
     from fraud_assets.assets.training_steps import evaluate_bundle
 
     report = evaluate_bundle(bundle, features)
-    labels = features["is_fraud"].to_numpy().astype(bool)
-    fraud_types = features["fraud_type"].to_numpy()
-    layers = layer_scores(bundle, features)
-    for name in LAYERS:
-        scores, _ = layers[name]
-        report[name]["scenario_recall_at_2.0%"] = scenario_recall_at_budget(
-            fraud_types, labels, scores, SCENARIO_BUDGET
-        )
     report["rows"] = features.height
-    report["frauds"] = int(labels.sum())
-    report["frauds_by_scenario"] = {
-        s: int(((fraud_types == s) & labels).sum()) for s in sorted(set(fraud_types[labels]))
-    }
+    report["frauds"] = int(features["is_fraud"].sum())
     return report
 
 
@@ -170,7 +148,7 @@ def check_goals(report: dict[str, Any], goals: SimulationGoals | None = None) ->
         at_least("block precision", ens["block_precision"], goals.min_block_precision),
         at_least("recall at a 2% review budget", ens["recall_at_2.0%"], goals.min_recall_at_2pct),
     ]
-    for scenario, recall in ens["scenario_recall_at_2.0%"].items():
+    for scenario, recall in ens[SCENARIO_KEY].items():
         checks.append(
             at_least(f"{scenario} recall at 2%", recall, goals.min_scenario_recall_at_2pct)
         )
@@ -223,7 +201,7 @@ def train_bundle(settings: SimulationSettings, root: Path, resources: dict[str, 
     key = weekly_partitions.get_partition_key_for_timestamp(
         (settings.test_start - timedelta(hours=1)).timestamp()
     )
-    result = defs.get_job_def("evaluation_training").execute_in_process(
+    result = defs.resolve_job_def("evaluation_training").execute_in_process(
         partition_key=key,
         instance=dg.DagsterInstance.ephemeral(),
         run_config={
@@ -231,7 +209,7 @@ def train_bundle(settings: SimulationSettings, root: Path, resources: dict[str, 
                 "train_autoencoder": {"config": {"epochs": settings.epochs}},
                 "train_isolation_forest": {"config": {"n_estimators": settings.n_estimators}},
             },
-            "loggers": {"console": {"config": {"log_level": "ERROR"}}},
+            "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
         },
         raise_on_error=False,
     )
@@ -345,45 +323,11 @@ def _run(settings: SimulationSettings, root: Path, log: Callable[[str], None]) -
 # ---------------------------------------------------------------- reporting
 
 
-def _f(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{value:.3f}"
-
-
-def layer_table(report: dict[str, Any]) -> str:
-    """Per layer: ranking quality, the operating point, review budgets and block precision."""
-    budgets = [f"recall@{b:.1%}" for b in REVIEW_BUDGETS]
-    head = ["layer", "ROC-AUC", "PR-AUC", "precision", "recall", "F1", "alert rate", *budgets]
-    lines = ["| " + " | ".join(head) + " | block precision |", "|---" * (len(head) + 1) + "|"]
-    for name in LAYERS:
-        m = report[name]
-        cells = [m["roc_auc"], m["pr_auc"], m["precision"], m["recall"], m["f1"], m["alert_rate"]]
-        cells += [m[f"recall_at_{b:.1%}"] for b in REVIEW_BUDGETS]
-        block = _f(m["block_precision"]) if name == "ensemble" else "—"
-        lines.append(f"| {name} | " + " | ".join(_f(c) for c in cells) + f" | {block} |")
-    return "\n".join(lines)
-
-
-def scenario_table(report: dict[str, Any]) -> str:
-    """Recall per fraud scenario at the 2% review budget, per layer."""
-    scenarios = report.get("frauds_by_scenario") or report["ensemble"]["scenario_recall_at_2.0%"]
-    lines = [
-        "| scenario | frauds | " + " | ".join(LAYERS) + " |",
-        "|---" * (len(LAYERS) + 2) + "|",
-    ]
-    for scenario in scenarios:
-        count = report.get("frauds_by_scenario", {}).get(scenario, "")
-        recalls = [report[name]["scenario_recall_at_2.0%"].get(scenario) for name in LAYERS]
-        lines.append(f"| {scenario} | {count} | " + " | ".join(_f(r) for r in recalls) + " |")
-    return "\n".join(lines)
-
-
 def goals_table(checks: list[GoalCheck]) -> str:
     lines = ["| goal | value | target | |", "|---|---|---|---|"]
     for c in checks:
         lines.append(
-            f"| {c.goal} | {_f(c.value)} | {c.target} | {'pass' if c.passed else 'FAIL'} |"
+            f"| {c.goal} | {fmt(c.value)} | {c.target} | {'pass' if c.passed else 'FAIL'} |"
         )
     return "\n".join(lines)
 

@@ -1,0 +1,239 @@
+"""The pieces behind the detection-quality evaluation: budget metrics with ties, the fitted
+ensemble combiner, its round trip through the thresholds artifact, the "new today"
+features, the goal checks and the command line."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from fraud_assets.bundle import ModelThresholds
+from fraud_assets.detectors.calibration import ScoreCalibrator
+from fraud_assets.detectors.ensemble import EnsembleCombiner, EnsembleConfig
+from fraud_assets.detectors.rules import RuleMatrix
+from fraud_assets.detectors.stacking import MAX_SURPRISAL, StackedCombiner, surprisal
+from fraud_assets.evaluation.metrics import (
+    recall_at_budget,
+    scenario_recall_at_budget,
+    top_budget_share,
+)
+from fraud_assets.evaluation.simulation import SimulationGoals, SimulationSettings, check_goals
+from fraud_assets.features import extract_features
+
+# ---------------------------------------------------------------- budget metrics
+
+
+def test_review_budget_shares_tied_slots_equally():
+    scores = np.array([5.0, 3, 3, 3, 1, 0, 0, 0, 0, 0])
+    labels = np.array([0, 1, 0, 1, 1, 0, 0, 0, 0, 0])
+    share = top_budget_share(scores, 0.2)  # two slots: one above the tie, one shared by three
+    np.testing.assert_allclose(share, [1, 1 / 3, 1 / 3, 1 / 3, 0, 0, 0, 0, 0, 0])
+    assert share.sum() == pytest.approx(2)
+    assert recall_at_budget(labels, scores, 0.2) == pytest.approx(2 / 9)
+    assert recall_at_budget(labels, scores, 0.5) == 1.0
+    assert np.isnan(recall_at_budget(np.zeros(10), scores, 0.2))
+    types = np.array(["", "a", "", "b", "a", "", "", "", "", ""], dtype=object)
+    assert scenario_recall_at_budget(types, labels, scores, 0.2) == pytest.approx(
+        {"a": 1 / 6, "b": 1 / 3}
+    )
+
+
+def test_review_budget_does_not_depend_on_row_order():
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 4, 500).astype(float)
+    labels = rng.random(500) < 0.1
+    order = rng.permutation(500)
+    assert recall_at_budget(labels, scores, 0.02) == pytest.approx(
+        recall_at_budget(labels[order], scores[order], 0.02)
+    )
+
+
+# ---------------------------------------------------------------- fitted combiner
+
+
+def _synthetic(n: int = 20_000, seed: int = 0):
+    """Two rules (one meaningful, one noise) and two model risks; fraud depends on rule a + iso."""
+    rng = np.random.default_rng(seed)
+    y = rng.random(n) < 0.01
+    fired = np.column_stack(
+        [np.where(y, rng.random(n) < 0.8, rng.random(n) < 0.005), rng.random(n) < 0.05]
+    )
+    iso = np.where(y, rng.uniform(60, 99.9, n), rng.uniform(0, 70, n))
+    ae = rng.uniform(0, 80, n)
+    return fired, ("rule_a", "rule_b"), iso, ae, y
+
+
+def test_combiner_learns_which_layer_outputs_mean_fraud():
+    fired, names, iso, ae, y = _synthetic()
+    combiner = StackedCombiner().fit(fired, names, iso, ae, y, {"rule_a": 40, "rule_b": 40})
+    weights = combiner.weights()
+    assert weights["rule_a"] > 3 > abs(weights["rule_b"])
+    assert weights["isolation_forest"] > abs(weights["autoencoder"])
+    p = combiner.predict_proba(fired, names, iso, ae)
+    assert p.mean() == pytest.approx(y.mean(), rel=0.1)  # calibrated on the base rate
+    assert p[y].mean() > 0.5 > p[~y].mean()
+
+
+def test_combiner_keeps_the_prior_where_labels_say_little():
+    fired, names, iso, ae, y = _synthetic(n=3000, seed=1)
+    rare = np.zeros((len(y), 1), dtype=bool)  # a rule that never fired in the labelled rows
+    combiner = StackedCombiner(l2=5.0).fit(
+        np.column_stack([fired, rare]), (*names, "rare"), iso, ae, y, {"rare": 60}
+    )
+    assert combiner.weights()["rare"] == pytest.approx(60 / 20, rel=1e-3)
+
+
+def test_combiner_needs_both_classes_and_reads_rules_by_name():
+    fired, names, iso, ae, y = _synthetic(n=2000)
+    with pytest.raises(ValueError, match="both fraud and normal"):
+        StackedCombiner().fit(fired, names, iso, ae, np.zeros(len(y)))
+    combiner = StackedCombiner().fit(fired, names, iso, ae, y)
+    swapped = combiner.predict_proba(fired[:, ::-1], names[::-1], iso, ae)
+    np.testing.assert_allclose(swapped, combiner.predict_proba(fired, names, iso, ae))
+    # a rule the combiner never saw is ignored; one it knows but is absent counts as not fired
+    extra = np.column_stack([fired[:, :1], np.ones(len(y), dtype=bool)])
+    np.testing.assert_allclose(
+        combiner.predict_proba(extra, ("rule_a", "unknown"), iso, ae),
+        combiner.predict_proba(np.column_stack([fired[:, 0], np.zeros(len(y))]), names, iso, ae),
+    )
+    assert surprisal([0.0, 50.0, 100.0, np.nan]).tolist() == pytest.approx(
+        [0.0, np.log(2), MAX_SURPRISAL, 0.0]
+    )
+
+
+def test_ensemble_with_a_fitted_combiner_reports_probability_points():
+    fired, names, iso, ae, y = _synthetic(n=5000)
+    combiner = StackedCombiner().fit(fired, names, iso, ae, y)
+    matrix = RuleMatrix(risk=fired @ np.array([40.0, 40.0]), fired=fired, names=names)
+    pred = np.ones(len(y))
+    args = (matrix.risk, iso, ae, pred, pred)
+    result = EnsembleCombiner(EnsembleConfig(), combiner).combine(*args, matrix)
+    expected = 100 * combiner.predict_proba(fired, names, iso, ae)
+    np.testing.assert_allclose(result.total_risk, expected)
+    assert set(result.decision[expected > 70]) <= {"blocked"}
+    assert set(result.decision[expected < 30]) <= {"approved"}
+    from_lists = EnsembleCombiner(EnsembleConfig(), combiner).combine(*args, matrix.flags())
+    np.testing.assert_allclose(from_lists.total_risk, result.total_risk)
+    assert from_lists.reasons == result.reasons
+
+
+def test_thresholds_artifact_carries_the_combiner(tmp_path):
+    fired, names, iso, ae, y = _synthetic(n=3000)
+    calibrator = ScoreCalibrator().fit(np.linspace(0, 1, 100))
+    thresholds = ModelThresholds(0.5, 0.1, calibrator, calibrator, {"kind": "percentile"})
+    thresholds.save(tmp_path)
+    assert ModelThresholds.load(tmp_path).combiner is None  # bundles without one still load
+    thresholds.combiner = StackedCombiner().fit(fired, names, iso, ae, y)
+    thresholds.save(tmp_path)
+    loaded = ModelThresholds.load(tmp_path).combiner
+    np.testing.assert_allclose(
+        loaded.predict_proba(fired, names, iso, ae),
+        thresholds.combiner.predict_proba(fired, names, iso, ae),
+    )
+    assert loaded.weights() == thresholds.combiner.weights()
+
+
+# ---------------------------------------------------------------- "new today" features
+
+T0 = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
+
+
+def _tx(tid: str, hours: float, **overrides) -> dict:
+    row = {
+        "transaction_id": tid,
+        "timestamp": T0 + timedelta(hours=hours),
+        "user_id": "u1",
+        "amount": 100.0,
+        "transaction_type": "buy",
+        "wallet_address": "own",
+        "ip_country": "US",
+        "device_type": "mobile_ios",
+        "user_account_age_days": 400,
+    }
+    return row | overrides
+
+
+def _features(rows: list[dict], history: list[dict]) -> dict[str, dict]:
+    def frame(data):
+        return pl.DataFrame(data).with_columns(pl.col("timestamp").dt.cast_time_unit("us"))
+
+    out = extract_features(frame(rows), frame(history), pl.DataFrame())
+    return {row["transaction_id"]: row for row in out.iter_rows(named=True)}
+
+
+def test_new_today_features_hold_for_every_transaction_of_an_attack():
+    history = [_tx(f"h{i}", -72 - i) for i in range(5)]  # three days ago: home set-up
+    attack = {"device_type": "api", "ip_country": "BR", "wallet_address": "mule"}
+    rows = [
+        _tx("a1", 0, **attack, transaction_type="sell"),
+        _tx("a2", 0.2, **attack, transaction_type="withdraw", amount=9_500),
+        _tx("a3", 0.3, **attack, transaction_type="withdraw", amount=9_900),
+        _tx("own", 0.5, transaction_type="withdraw", amount=9_000),
+    ]
+    f = _features(rows, history)
+    for tid in ("a1", "a2", "a3"):
+        assert f[tid]["is_recent_device_for_user"] == 1
+        assert f[tid]["is_recent_country_for_user"] == 1
+        assert f[tid]["is_recent_wallet_for_user"] == 1
+        assert f[tid]["log_user_tx_count_before_24h"] == pytest.approx(np.log1p(5))
+    assert f["a1"]["is_new_device_for_user"] == 1 and f["a2"]["is_new_device_for_user"] == 0
+    assert f["own"]["is_recent_device_for_user"] == f["own"]["is_recent_wallet_for_user"] == 0
+    near = [f[t]["near_limit_withdrawals_24h"] for t in ("a1", "a2", "a3", "own")]
+    assert near == [0, 1, 2, 3]
+
+
+def test_a_device_used_before_the_last_day_is_not_new_today():
+    history = [_tx("old", -30, device_type="api"), _tx("h", -2)]
+    f = _features([_tx("t", 0, device_type="api")], history)
+    assert f["t"]["is_recent_device_for_user"] == 0  # 30 h ago: before the last 24 h
+    f = _features([_tx("t", 0, device_type="api")], [_tx("old", -20, device_type="api")])
+    assert f["t"]["is_recent_device_for_user"] == 1  # 20 h ago: still new today
+    assert f["t"]["log_user_tx_count_before_24h"] == 0
+
+
+# ---------------------------------------------------------------- goals and settings
+
+
+def _report(pr_auc=0.8, block_precision=0.95, scenario_recall=0.9) -> dict:
+    layer = {"pr_auc": 0.4, "roc_auc": 0.9}
+    ensemble = {
+        "pr_auc": pr_auc,
+        "roc_auc": 0.99,
+        "block_precision": block_precision,
+        "recall_at_2.0%": 0.9,
+        "scenario_recall_at_2.0%": {"structuring": 1.0, "velocity_burst": scenario_recall},
+    }
+    return {"rules": layer, "isolation_forest": layer, "autoencoder": layer, "ensemble": ensemble}
+
+
+def test_goal_checks_name_each_failure():
+    assert all(c.passed for c in check_goals(_report()))
+    failed = {c.goal for c in check_goals(_report(0.3, float("nan"), 0.5)) if not c.passed}
+    assert failed == {
+        "ensemble PR-AUC",
+        "block precision",
+        "velocity_burst recall at 2%",
+        "ensemble PR-AUC above every single layer",
+    }
+    lenient = SimulationGoals(min_pr_auc=0.2, ensemble_beats_layers_on_pr_auc=False)
+    assert {c.goal for c in check_goals(_report(0.3), lenient) if not c.passed} == set()
+
+
+def test_settings_put_the_test_week_on_a_weekly_partition_boundary():
+    settings = SimulationSettings(users=10, days=35)
+    assert settings.test_start == datetime(2026, 2, 22, 2, tzinfo=UTC)
+    assert settings.start == datetime(2026, 1, 25, 0, tzinfo=UTC)
+    with pytest.raises(ValueError, match="three weeks"):
+        SimulationSettings(days=20)
+    with pytest.raises(ValueError, match="Sunday"):
+        SimulationSettings(end=datetime(2026, 3, 2, 2, tzinfo=UTC))
+
+
+def test_evaluate_command_is_registered():
+    from fraud_assets.cli import build_parser
+
+    args = build_parser().parse_args(["evaluate", "--users", "50", "--public-seeds", "0"])
+    assert (args.users, args.public_seeds, args.days) == (50, 0, SimulationSettings().days)
