@@ -315,6 +315,10 @@ ensemble_anomaly_detection = dg.define_asset_job(
     ),
     partitions_def=hourly_partitions,
     description="The seed's hourly scoring DAG.",
+    # One process for the whole run: the steps are short and sequential by nature, so a
+    # process per step would pay the imports and the model loads at every step (a 100k-row
+    # hour measured 3x slower that way) and re-read the hour's features from disk in each.
+    executor_def=dg.in_process_executor,
 )
 
 SCORING_ASSETS = [
