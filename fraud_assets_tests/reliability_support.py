@@ -35,7 +35,7 @@ WEEK_KEY = "2026-02-22"  # Sunday 2026-02-22 02:00 → Sunday 2026-03-01 02:00 U
 WEEK_END = datetime(2026, 3, 1, 2, tzinfo=UTC)
 GENERATED_START = WEEK_END - timedelta(days=10)
 GENERATED_END = WEEK_END + timedelta(hours=30)
-USERS = 120
+USERS = 400
 TRAIN_CONFIG: dict[str, Any] = {
     "ops": {
         "train_autoencoder": {"config": {"epochs": 2, "batch_size": 64}},
@@ -217,6 +217,21 @@ class World:
 
         with self.clickhouse.get_client() as client:
             return registry.active_version(client)
+
+
+def assert_one_copy(
+    world: World, first: datetime, end: datetime, nonempty: bool = True
+) -> dict[str, int]:
+    """Every transaction of [first, end) scored once or quarantined; metrics one row per key."""
+    counts = world.reconcile(first, end)
+    assert counts["arrived"] > 0 or not nonempty
+    assert counts["scored"] == counts["distinct_scored"], "one row per scored transaction"
+    assert counts["scored"] + counts["quarantined"] == counts["arrived"], counts
+    (rows, keys) = world.query(
+        "SELECT count(), uniqExact(date, model_type) FROM daily_model_performance"
+    )[0]
+    assert rows == keys, "one daily_model_performance row per (date, model_type)"
+    return counts
 
 
 def build_template(root: Path) -> Path:

@@ -21,7 +21,6 @@ import os
 import shutil
 import threading
 import time
-from datetime import datetime
 
 import dagster as dg
 
@@ -29,6 +28,7 @@ from fraud_assets import registry
 from fraud_assets.clickhouse import ClickHouseResource
 from fraud_assets_tests.reliability_support import (  # noqa: F401 (fixtures)
     World,
+    assert_one_copy,
     events_of,
     failures,
     hour,
@@ -36,18 +36,6 @@ from fraud_assets_tests.reliability_support import (  # noqa: F401 (fixtures)
     world_fixture,
     world_template_fixture,
 )
-
-
-def assert_one_copy(world: World, first: datetime, end: datetime) -> dict[str, int]:
-    counts = world.reconcile(first, end)
-    assert counts["arrived"] > 0
-    assert counts["scored"] == counts["distinct_scored"], "one row per scored transaction"
-    assert counts["scored"] + counts["quarantined"] == counts["arrived"], counts
-    (rows, keys) = world.query(
-        "SELECT count(), uniqExact(date, model_type) FROM daily_model_performance"
-    )[0]
-    assert rows == keys, "one daily_model_performance row per (date, model_type)"
-    return counts
 
 
 def _snapshot(world: World) -> tuple:
