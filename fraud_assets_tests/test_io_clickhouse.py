@@ -105,9 +105,12 @@ def test_consecutive_materializations_of_a_partition_leave_one_copy(resources, c
         start = context.partition_time_window.start
         return pd.DataFrame({"timestamp": [start, start + timedelta(minutes=30)], "x": [1.0, 2.0]})
 
-    for _ in range(2):
+    for _ in range(3):
         assert run([hourly], resources, partition_key="2025-03-01-05:00").success
     assert query(clickhouse_dsn, "SELECT count(), sum(x) FROM hourly") == [(2, 3.0)]
+    # the earlier copies' parts were dropped whole, not left behind as masked rows
+    parts = "SELECT count(), sum(rows) FROM system.parts WHERE table = 'hourly' AND active"
+    assert query(clickhouse_dsn, parts) == [(1, 2)]
 
 
 def test_static_partitions(resources, clickhouse_dsn):

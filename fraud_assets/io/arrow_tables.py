@@ -20,8 +20,10 @@ for categoricals), ordered by its partition columns.
 
 Replacing a partition's slice — the mechanism, chosen deliberately:
 
-* Partitioned assets: count the slice; lightweight ``DELETE FROM … WHERE
-  <slice>`` (synchronous) when it holds rows; ``INSERT``; count again. The
+* Partitioned assets: count the slice; when it holds rows, drop the parts
+  that hold only slice rows (``DROP PART``: a slice this IO manager wrote
+  before, not yet merged) and mask the rest with a lightweight ``DELETE FROM
+  … WHERE <slice>`` (synchronous); ``INSERT``; count again. The
   tables are partitioned by month while assets are hourly, so partition-level
   ``REPLACE PARTITION`` would copy a whole month to replace one hour; a
   lightweight delete only masks the slice's rows, is visible to the next query
@@ -55,6 +57,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
 from dagster._core.storage.db_io_manager import TableSlice
 
 from fraud_assets.clickhouse.client import quote_identifier
@@ -439,15 +442,7 @@ def _replace_slice(
     write_journal.record(client, table_slice, where, run_id, "writing", frame.num_rows, -1)
     existing = _count(client, qualified, where)
     if existing:
-        if info.engine.endswith("MergeTree"):
-            client.command(
-                f"DELETE FROM {qualified} WHERE {where}",  # noqa: S608
-                settings={"lightweight_deletes_sync": 2},
-            )
-        else:
-            client.command(
-                f"ALTER TABLE {qualified} DELETE WHERE {where}", settings={"mutations_sync": 2}
-            )
+        _delete_slice(client, table_slice, info, where)
     _insert(client, qualified, frame, info)
     in_slice = _count(client, qualified, where)
     if in_slice == frame.num_rows:
@@ -455,6 +450,46 @@ def _replace_slice(
             client, table_slice, where, run_id, "complete", frame.num_rows, in_slice
         )
     return existing, in_slice
+
+
+def _delete_slice(client: Client, table_slice: TableSlice, info: TableInfo, where: str) -> None:
+    """Remove the slice's rows, synchronously.
+
+    Parts that hold nothing but slice rows (a slice written earlier by this IO
+    manager, not merged yet) are dropped whole: instant, and nothing is left
+    behind. The rest are masked by a lightweight DELETE, which merges clean up
+    later (until then reads skip the masked rows).
+    """
+    qualified = slices.qualified_name(table_slice)
+    if not info.engine.endswith("MergeTree"):
+        client.command(
+            f"ALTER TABLE {qualified} DELETE WHERE {where}", settings={"mutations_sync": 2}
+        )
+        return
+    in_slice = client.query(
+        f"SELECT _part, count() FROM {qualified} WHERE {where} GROUP BY _part"  # noqa: S608
+    ).result_rows
+    physical = dict(
+        client.query(
+            "SELECT name, rows FROM system.parts WHERE database = {db:String} "
+            "AND table = {table:String} AND active",
+            parameters={"db": table_slice.schema, "table": table_slice.table},
+        ).result_rows
+    )
+    partial = False
+    for part, rows in in_slice:
+        if physical.get(part) != rows:
+            partial = True
+            continue
+        try:
+            client.command(f"ALTER TABLE {qualified} DROP PART {slices.string_literal(part)}")
+        except DatabaseError:  # merged away meanwhile: the DELETE below covers its rows
+            partial = True
+    if partial:
+        client.command(
+            f"DELETE FROM {qualified} WHERE {where}",  # noqa: S608
+            settings={"lightweight_deletes_sync": 2},
+        )
 
 
 def _replace_table(
