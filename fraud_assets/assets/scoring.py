@@ -24,6 +24,8 @@ import polars as pl
 from fraud_assets.assets import scoring_steps as steps
 from fraud_assets.clickhouse import ClickHouseResource
 from fraud_assets.clickhouse.errors import CLICKHOUSE_RETRY_POLICY
+from fraud_assets.detectors.ensemble import EnsembleConfig
+from fraud_assets.metadata_charts import histogram, markdown_image
 from fraud_assets.notify import NotifierResource
 from fraud_assets.partitions import hourly_partitions
 from fraud_assets.validation import claimed_ids
@@ -48,6 +50,7 @@ _by_time = {"partition_expr": "timestamp"}
             group_name="ingestion",
             metadata=_by_time,
             kinds={"clickhouse", "polars"},
+            owners=_owned["owners"],
             description="Seed task 1: the partition hour's transactions from crypto_transactions "
             "that pass validation.",
         ),
@@ -56,6 +59,7 @@ _by_time = {"partition_expr": "timestamp"}
             group_name="ingestion",
             metadata=_by_time,
             kinds={"clickhouse"},
+            owners=_owned["owners"],
             description="Transactions of the hour that could not be scored, each with its reason "
             "(kept, never dropped: input = scored + quarantined).",
         ),
@@ -128,6 +132,7 @@ def feature_engineering(
     io_manager_key=INTERMEDIATE,
     metadata=_by_time,
     ins={"feature_engineering": dg.AssetIn(metadata={"columns": steps.STATISTICAL_INPUTS})},
+    kinds={"polars"},
     description="Seed task 3: fast rules with named flags and a 0–100 risk contribution (amount "
     "> 10x the user's average, 5+ transactions in 5 minutes, new wallet + high amount, "
     "impossible travel). Thresholds are in the bundle's rule config.",
@@ -202,6 +207,7 @@ def autoencoder_prediction(
     io_manager_key=INTERMEDIATE,
     metadata=_by_time,
     ins={"feature_engineering": dg.AssetIn(metadata={"columns": steps.ENSEMBLE_INPUTS})},
+    kinds={"polars"},
     description="Seed task 6: the three layers on one 0–100 risk (seed: weighted sum; voting and "
     "sequential AE → IF selectable), decision approved (< 30) / review / blocked (> 70), with "
     "the reasons for each decision.",
@@ -230,10 +236,29 @@ def ensemble_decision(
                 steps.markdown(
                     pl.DataFrame({"decision": list(counts), "count": list(counts.values())})
                 )
-            )
+            ),
+            "risk_distribution": dg.MetadataValue.md(risk_histogram(result)),
         }
     )
     return result
+
+
+def risk_histogram(result: pl.DataFrame) -> str:
+    """The hour's total risk scores in 5-point bins, with the review and block lines."""
+    config = EnsembleConfig()
+    return markdown_image(
+        histogram(
+            result["total_risk_score"].drop_nulls().to_list(),
+            edges=list(range(0, 105, 5)),
+            title="Total risk score",
+            x_label="risk (0–100)",
+            markers={
+                f"review ≥ {config.approve_below:g}": config.approve_below,
+                f"block > {config.block_above:g}": config.block_above,
+            },
+        ),
+        "risk distribution",
+    )
 
 
 @dg.asset(
@@ -265,6 +290,7 @@ def store_results(
     group_name="reporting",
     deps=["detected_anomalies_ensemble"],
     tags={"seed_task": "send_alerts"},
+    kinds={"webhook", "email"},
     description="Seed task 8 (the branch): when the hour has blocked transactions, a summary "
     "notification (webhook, email, log); an hour with none sends nothing and says so.",
 )
