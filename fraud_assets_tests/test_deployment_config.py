@@ -236,7 +236,7 @@ def test_one_run_per_partition_is_in_progress(instance_config: dict[str, Any]) -
     import dagster as dg
     from dagster._utils.tags import TagConcurrencyLimitsCounter
 
-    limits = instance_config["run_coordinator"]["config"]["tag_concurrency_limits"]
+    limits = instance_config["concurrency"]["runs"]["tag_concurrency_limits"]
 
     def run(**tags: str) -> dg.DagsterRun:
         return dg.DagsterRun(job_name="hourly_scoring", tags=tags)
