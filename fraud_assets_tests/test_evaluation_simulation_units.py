@@ -14,7 +14,12 @@ from fraud_assets.bundle import ModelThresholds
 from fraud_assets.detectors.calibration import ScoreCalibrator
 from fraud_assets.detectors.ensemble import EnsembleCombiner, EnsembleConfig
 from fraud_assets.detectors.rules import RuleMatrix
-from fraud_assets.detectors.stacking import MAX_SURPRISAL, StackedCombiner, surprisal
+from fraud_assets.detectors.stacking import (
+    MAX_SURPRISAL,
+    StackedCombiner,
+    log_odds_points,
+    surprisal,
+)
 from fraud_assets.evaluation.metrics import (
     recall_at_budget,
     scenario_recall_at_budget,
@@ -104,20 +109,31 @@ def test_combiner_needs_both_classes_and_reads_rules_by_name():
     )
 
 
-def test_ensemble_with_a_fitted_combiner_reports_probability_points():
+def test_ensemble_with_a_fitted_combiner_puts_probabilities_on_the_seed_scale():
     fired, names, iso, ae, y = _synthetic(n=5000)
     combiner = StackedCombiner().fit(fired, names, iso, ae, y)
     matrix = RuleMatrix(risk=fired @ np.array([40.0, 40.0]), fired=fired, names=names)
     pred = np.ones(len(y))
     args = (matrix.risk, iso, ae, pred, pred)
     result = EnsembleCombiner(EnsembleConfig(), combiner).combine(*args, matrix)
-    expected = 100 * combiner.predict_proba(fired, names, iso, ae)
-    np.testing.assert_allclose(result.total_risk, expected)
-    assert set(result.decision[expected > 70]) <= {"blocked"}
-    assert set(result.decision[expected < 30]) <= {"approved"}
+    p = combiner.predict_proba(fired, names, iso, ae)
+    # 30 points = 5 % likely (review), 70 points = 70 % likely (block), same order as p
+    assert set(result.decision[p > 0.7]) == {"blocked"}
+    assert set(result.decision[(p >= 0.05) & (p <= 0.7)]) <= {"review"}
+    assert set(result.decision[p < 0.05]) == {"approved"}
+    order = np.argsort(p)
+    assert np.all(np.diff(result.total_risk[order]) >= 0)
     from_lists = EnsembleCombiner(EnsembleConfig(), combiner).combine(*args, matrix.flags())
     np.testing.assert_allclose(from_lists.total_risk, result.total_risk)
     assert from_lists.reasons == result.reasons
+
+
+def test_log_odds_points_pass_through_the_anchors_and_never_tie():
+    z_review, z_block = np.log(0.05 / 0.95), np.log(0.7 / 0.3)
+    z = np.array([z_review, z_block, (z_review + z_block) / 2])
+    np.testing.assert_allclose(log_odds_points(z, z_review, z_block, 30, 70), [30, 70, 50])
+    points = log_odds_points(np.linspace(-30, 30, 20_001), z_review, z_block, 30, 70)
+    assert np.all(np.diff(points) > 0) and 0 < points[0] < 0.01 and 99.99 < points[-1] < 100
 
 
 def test_thresholds_artifact_carries_the_combiner(tmp_path):

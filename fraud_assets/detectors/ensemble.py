@@ -20,9 +20,10 @@ own threshold, plus the fired rule flags. Strategies:
 
 * fitted (``stacker``, see ``stacking.py``): when the model bundle carries a
   ``StackedCombiner`` fitted on labelled training rows, it replaces the
-  strategy: ``total = 100 · P(fraud | rule flags, model risks)``. The
-  configured strategy remains the fallback for bundles trained without
-  enough labels.
+  strategy: ``total`` is P(fraud | rule flags, model risks) on a log-odds
+  scale where ``approve_below`` (30) means 5 % likely and ``block_above``
+  (70) means 70 % likely. The configured strategy remains the fallback for
+  bundles trained without enough labels.
 
 Decision from the total: ``approved`` if ``total < approve_below`` (30),
 ``blocked`` if ``total > block_above`` (70), otherwise ``review`` (30 and 70
@@ -115,7 +116,9 @@ class EnsembleCombiner:
 
         if self.stacker is not None:
             fired, names = _fired_matrix(flags, n)
-            total = 100.0 * self.stacker.predict_proba(fired, names, iso, ae)
+            total = self.stacker.risk_points(
+                fired, names, iso, ae, cfg.approve_below, cfg.block_above
+            )
         elif cfg.strategy == "weighted_sum":
             total = cfg.stat_weight * stat + cfg.iso_weight * iso + cfg.ae_weight * ae
         elif cfg.strategy == "voting":

@@ -56,7 +56,12 @@ TRAINING_ASSETS = (
 
 @dataclass(frozen=True)
 class SimulationSettings:
-    """One simulated evaluation. ``days`` includes the ``test_days`` scored at the end."""
+    """One simulated evaluation. ``days`` includes the ``test_days`` scored at the end.
+
+    The first ``warmup_days`` only give the training window a history, as a
+    running exchange always has: without it the first training days would see
+    every customer's device, country and wallet as new.
+    """
 
     users: int = 3000
     days: int = 42
@@ -64,17 +69,25 @@ class SimulationSettings:
     epochs: int = 15
     n_estimators: int = 100
     test_days: int = 7
+    warmup_days: int = 7
     end: datetime = DEFAULT_END
 
     def __post_init__(self) -> None:
-        if self.days < self.test_days + 21:
-            raise ValueError("need at least three weeks of training traffic before the test week")
+        if self.days < self.test_days + self.warmup_days + 21:
+            raise ValueError(
+                "need a warm-up and at least three weeks of training traffic before the test week"
+            )
         if self.end.weekday() != 6 or self.end.hour != 2 or self.end.tzinfo is None:
             raise ValueError("end must be a Sunday 02:00 UTC (a weekly partition boundary)")
 
     @property
     def test_start(self) -> datetime:
         return self.end - timedelta(days=self.test_days)
+
+    @property
+    def training_days(self) -> int:
+        """The training window (the graph's look-back), after the warm-up, at most 30 days."""
+        return min(30, self.days - self.test_days - self.warmup_days)
 
     @property
     def start(self) -> datetime:
@@ -206,6 +219,7 @@ def train_bundle(settings: SimulationSettings, root: Path, resources: dict[str, 
         instance=dg.DagsterInstance.ephemeral(),
         run_config={
             "ops": {
+                "extract_training_data": {"config": {"lookback_days": settings.training_days}},
                 "train_autoencoder": {"config": {"epochs": settings.epochs}},
                 "train_isolation_forest": {"config": {"n_estimators": settings.n_estimators}},
             },
@@ -337,7 +351,8 @@ def format_report(result: SimulationResult) -> str:
     decisions = test["decisions"]
     lines = [
         f"Fraud simulation: {s.users} users, {s.days} days (seed {s.seed}), trained on the "
-        f"30 days before {s.test_start:%Y-%m-%d %H:%M} UTC (autoencoder epochs {s.epochs}), "
+        f"{s.training_days} days before {s.test_start:%Y-%m-%d %H:%M} UTC (autoencoder epochs "
+        f"{s.epochs}), "
         f"scored {test['rows']:,} transactions of the next {s.test_days} days "
         f"({test['frauds']} fraudulent, matured labels).",
         "",
