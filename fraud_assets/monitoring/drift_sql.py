@@ -5,13 +5,15 @@ column of the window with the reference edges and returns, per column, the
 window's bin counts, the PSI and the binned KS distance, computed in SQL
 against ``drift_reference``.
 
-Shape of the query (``histogram_sql``): one ``GROUP BY bin`` sub-select per
-column, with the bin as a ``multiIf`` over the reference edges written in as
-literals, glued with ``UNION ALL``. Measured on 1M rows × 62 columns this was
-the fastest of the forms tried (one ``countIf`` per bin and column, ``sumMap``,
-``ARRAY JOIN`` over the columns, ``GROUPING SETS``, ``arrayFirstIndex`` over
-the edges as an array): each sub-select reads one column and groups on a
-UInt8, and ClickHouse may run the sub-selects in parallel.
+Shape of the query (``histogram_sql``): one scan of the window; per column the
+bin is a ``multiIf`` over the reference edges written in as literals, and
+``countResample(0, bins, 1)`` counts the bins in one aggregate. The per-column
+count arrays are then ``ARRAY JOIN``-ed with the column names and joined to
+``drift_reference``. Of the forms measured on one hour of 67 Float32 columns
+this was the fastest: a ``GROUP BY bin`` per column glued with ``UNION ALL``
+spent about 2 s in query analysis alone; one ``countIf`` per bin and column,
+``sumMap``, ``ARRAY JOIN`` over the columns, ``GROUPING SETS`` and bins found
+with ``roundDown`` or ``arrayFirstIndex`` over an edge array were all slower.
 """
 
 from __future__ import annotations
@@ -120,13 +122,6 @@ def bin_expression(column: str, edges: Sequence[float]) -> str:
     return f"toUInt8(multiIf({branches}, {len(edges)}))"
 
 
-def _bin_select(index: int, bins: int, expression: str, source: str, window: str) -> str:
-    return (
-        f"SELECT {index} AS column_index, {bins} AS bin_total, {expression} AS bin_index, "  # noqa: S608
-        f"count() AS bin_rows FROM {source} {window} GROUP BY bin_index"
-    )
-
-
 def histogram_sql(table: str, references: Mapping[str, Histogram]) -> str:
     """Per-column bin counts, PSI and binned KS of a window, against ``drift_reference``.
 
@@ -134,19 +129,11 @@ def histogram_sql(table: str, references: Mapping[str, Histogram]) -> str:
     it, and its reference), ``series``, ``names`` (the columns, in the order
     of ``references``) and ``pseudo_count``.
     """
-    if len(references) > 255:
-        raise ValueError("at most 255 columns per drift query")
-    source = quote_identifier(table)
     # Column names are quoted identifiers and edges float literals; values are bound parameters.
-    window = (
-        "WHERE timestamp >= {start:DateTime('UTC')} AND timestamp < {end:DateTime('UTC')} "
-        "AND model_version = {version:String}"
+    histograms = ",\n        ".join(
+        f"countResample(0, {len(h.edges) + 1}, 1)({bin_expression(name, h.edges)})"
+        for name, h in references.items()
     )
-    selects = [
-        _bin_select(i, len(h.edges) + 1, bin_expression(name, h.edges), source, window)
-        for i, (name, h) in enumerate(references.items())
-    ]
-    union = "\n    UNION ALL ".join(selects)
     return f"""
 SELECT name, n, counts, reference_rows,
     arraySum(arrayMap((a, e) -> (a - e) * log(a / e),
@@ -159,17 +146,17 @@ SELECT name, n, counts, reference_rows,
         arrayCumSum(arrayMap(x -> x / n, counts)),
         arrayCumSum(arrayMap(x -> x / reference_rows, reference_counts)))) AS ks
 FROM (
-    SELECT arrayElement({{names:Array(String)}}, toUInt32(column_index) + 1) AS name, n,
-        arrayMap(k -> toUInt64(arraySum(arrayMap((i, r) -> if(i = k, r, 0), bin_indexes,
-            bin_counts))), range(bins)) AS counts
+    SELECT name, n, counts
     FROM (
-        SELECT column_index, any(bin_total) AS bins, sum(bin_rows) AS n,
-            groupArray(bin_index) AS bin_indexes, groupArray(bin_rows) AS bin_counts
-        FROM (
-    {union}
-        )
-        GROUP BY column_index
+        SELECT count() AS n, [
+        {histograms}
+        ] AS column_counts
+        FROM {quote_identifier(table)}
+        WHERE timestamp >= {{start:DateTime('UTC')}} AND timestamp < {{end:DateTime('UTC')}}
+          AND model_version = {{version:String}}
     )
+    ARRAY JOIN column_counts AS counts, {{names:Array(String)}} AS name
+    WHERE n > 0
 ) AS h
 INNER JOIN (
     SELECT name, counts AS reference_counts, rows AS reference_rows
