@@ -267,10 +267,21 @@ def _hours_table(verdicts: list[drift.HourDrift]) -> str:
 
 
 def _breach_table(breaches: list) -> str:
-    rows = ["| hour | column | PSI | KS | rows | level |", "|---|---|---|---|---|---|"]
-    for v, s in sorted(breaches, key=lambda b: b[1].psi, reverse=True)[:50]:
+    """One row per breached column: its worst hour and how many hours breached."""
+    worst: dict[str, tuple] = {}
+    hours: dict[str, int] = {}
+    for v, s in breaches:
+        hours[s.name] = hours.get(s.name, 0) + 1
+        if s.name not in worst or s.psi > worst[s.name][1].psi:
+            worst[s.name] = (v, s)
+    rows = [
+        "| column | worst PSI | KS there | worst hour | rows | hours breached | level |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, (v, s) in sorted(worst.items(), key=lambda item: item[1][1].psi, reverse=True):
         rows.append(
-            f"| {v.hour:%Y-%m-%d %H:%M} | {s.name} | {s.psi:.4f} | {s.ks:.4f} | {s.rows} | {s.level} |"
+            f"| {name} | {s.psi:.4f} | {s.ks:.4f} | {v.hour:%Y-%m-%d %H:%M} | {s.rows} "
+            f"| {hours[name]} | {s.level} |"
         )
     return "\n".join(rows)
 
