@@ -21,6 +21,7 @@ reason; every valid row scored exactly once; input = scored + quarantined.
 from __future__ import annotations
 
 import math
+import zlib
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -284,3 +285,93 @@ def test_extreme_but_valid_profile_values(world: World, user_ids: list[str]):
     quarantined, results = score_in_memory(world, raw)
     check_case(raw, quarantined, results)
     assert results.height == 2
+
+
+# -- through ClickHouse and the scoring job --------------------------------------
+
+
+def _storable(row: dict, start: datetime) -> dict:
+    """What a crypto_transactions row can hold: no NULLs, the timestamp in the hour (whole seconds)."""
+    defaults = {c: "" if t == pl.String() else 0 for c, t in SCHEMA.items()}
+    row = {c: defaults[c] if v is None else v for c, v in row.items()}
+    ts = row["timestamp"]
+    if not isinstance(ts, datetime) or not start <= ts < start + timedelta(hours=1):
+        ts = start + timedelta(seconds=zlib.crc32(row["transaction_id"].encode()) % 3600)
+    row["timestamp"] = ts.replace(microsecond=0)
+    return row
+
+
+def _insert(world: World, batch: list[dict]) -> None:
+    if not batch:
+        return
+    columns = list(SCHEMA)
+    with world.clickhouse.get_client() as client:
+        client.insert("crypto_transactions", [[r[c] for c in columns] for r in batch], columns)
+
+
+def test_malformed_rows_through_clickhouse_and_the_scoring_job(world: World, user_ids: list[str]):
+    source = hour(13)  # ids of this hour come back in later hours
+    assert world.score(source).success
+    earlier_ids = [
+        r[0]
+        for r in world.query(
+            "SELECT transaction_id FROM crypto_transactions WHERE timestamp >= {s:DateTime('UTC')} "
+            "AND timestamp < {e:DateTime('UTC')} ORDER BY transaction_id LIMIT 5",
+            s=source,
+            e=source + timedelta(hours=1),
+        )
+    ]
+    hours = iter(range(14, 14 + THROUGH_CLICKHOUSE_EXAMPLES * 2))
+
+    @settings(
+        max_examples=THROUGH_CLICKHOUSE_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(
+        first=st.lists(rows(user_ids), min_size=1, max_size=15),
+        late=st.lists(rows(user_ids), max_size=8),
+        repeats=st.lists(st.sampled_from(earlier_ids), max_size=3),
+    )
+    def case(first: list[dict], late: list[dict], repeats: list[str]) -> None:
+        target = hour(next(hours))
+        end = target + timedelta(hours=1)
+        batch = [_storable(r, target) for r in first]
+        batch += [
+            _storable(r, target) | {"transaction_id": i}
+            for r, i in zip(first, repeats, strict=False)
+        ]
+        _insert(world, batch)
+        scored = world.score(target)
+        assert scored.success, failures(scored)
+        _insert(world, [_storable(r, target) for r in late])  # late, out-of-order arrivals
+        rescored = world.score(target)
+        assert rescored.success, failures(rescored)
+
+        counts = world.reconcile(target, end)
+        assert counts["scored"] == counts["distinct_scored"]
+        assert counts["scored"] + counts["quarantined"] == counts["arrived"], counts
+        reasons = {
+            r[0] for r in world.query("SELECT DISTINCT reason FROM quarantined_transactions")
+        }
+        assert reasons <= set(REASONS)
+        repeated = world.query(
+            "SELECT count() FROM detected_anomalies_ensemble WHERE transaction_id IN {ids:Array(String)} "
+            "AND timestamp >= {s:DateTime('UTC')}",
+            ids=list(repeats) or [""],
+            s=target,
+        )
+        assert repeated == [(0,)], "an id scored in an earlier hour is not scored again"
+        TRIED["clickhouse_cases"] += 1
+        TRIED["clickhouse_rows"] += len(batch) + len(late)
+
+    case()
+    (total, distinct) = world.query(
+        "SELECT count(), uniqExact(transaction_id) FROM detected_anomalies_ensemble"
+    )[0]
+    assert total == distinct, "no transaction id is scored in two hours"
+    print(
+        f"\nbad input, through ClickHouse: {TRIED['clickhouse_cases']} cases, "
+        f"{TRIED['clickhouse_rows']} rows"
+    )
