@@ -144,8 +144,13 @@ def artifact_ref(context: dg.AssetExecutionContext, asset_name: str):
 
 
 def _layers(bundle: ScoringBundle, features: pl.DataFrame) -> dict[str, Any]:
+    from threadpoolctl import threadpool_limits
+
     started = time.perf_counter()
-    scored = bundle.score(features)
+    # As the hourly scoring runs it: the autoencoder's small matrix products lose time
+    # to OpenBLAS's own threads (see scoring_steps._by_row_blocks).
+    with threadpool_limits(limits=1, user_api="blas"):
+        scored = bundle.score(features)
     elapsed = time.perf_counter() - started
     ensemble = scored["ensemble"]
     decision = np.asarray(ensemble.decision)
