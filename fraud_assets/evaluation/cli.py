@@ -90,7 +90,7 @@ def _public_check(seeds: int, protocols: list[str]):
         return None
     summaries = {}
     for protocol in protocols:
-        results = public_benchmarks.run(protocol, range(seeds))
+        results = public_benchmarks.run(protocol, range(seeds), verbose=True)
         summary = public_benchmarks.summarize(results)
         print()
         print(public_benchmarks.format_table(summary), flush=True)

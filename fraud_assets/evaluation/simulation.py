@@ -329,6 +329,9 @@ def _run(settings: SimulationSettings, root: Path, log: Callable[[str], None]) -
             "transactions": summary.rows,
             "fraud_rows": summary.fraud_rows,
             "incidents": summary.incidents,
+            "combiner": (
+                bundle.thresholds.combiner.weights() if bundle.thresholds.combiner else None
+            ),
         },
         seconds=seconds,
     )
@@ -367,4 +370,8 @@ def format_report(result: SimulationResult) -> str:
         "",
         goals_table(check_goals(test)),
     ]
+    weights = result.data.get("combiner")
+    if weights:
+        fitted = ", ".join(f"{name} {weight:+.2f}" for name, weight in weights.items())
+        lines += ["", f"Combiner (log-odds per unit, fitted on the training split): {fitted}."]
     return "\n".join(lines)
