@@ -7,6 +7,7 @@ clone runs with no infrastructure: ClickHouse embedded through chdb under
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -38,6 +39,7 @@ def intermediate_dir() -> Path:
     return Path(os.environ.get("FRAUD_INTERMEDIATE_DIR", data_dir() / "intermediate"))
 
 
+@functools.cache
 def git_commit() -> str:
     """The code version stamped into model versions: env FRAUD_GIT_COMMIT, else git, else 'unknown'."""
     commit = os.environ.get("FRAUD_GIT_COMMIT", "").strip()

@@ -27,7 +27,7 @@ import polars as pl
 from pydantic import Field
 
 from fraud_assets import registry
-from fraud_assets.assets.scoring import WRITE_POOL
+from fraud_assets.assets.scoring import SCORING_JOB_TAG, WRITE_POOL
 from fraud_assets.assets.training_steps import model_version
 from fraud_assets.bundle import ModelThresholds, ScoringBundle
 from fraud_assets.clickhouse import ClickHouseResource
@@ -133,6 +133,7 @@ def drift_reference(
     io_manager_key="polars_io_manager",
     metadata={"partition_expr": "timestamp"},
     kinds={"clickhouse"},
+    tags={SCORING_JOB_TAG: "true"},
     pool=WRITE_POOL,
     **_retried,
     description="The hour's model features (all but the clock features, Float32) with the "

@@ -31,6 +31,7 @@ from fraud_assets.partitions import hourly_partitions
 from fraud_assets.validation import claimed_ids
 
 INTERMEDIATE = "intermediate_io_manager"
+SCORING_JOB_TAG = "fraud_assets/in_scoring_job"
 CLICKHOUSE = "polars_io_manager"
 # Steps that write scoring tables share one concurrency pool (limit 1 in the
 # deployment), so two runs covering the same hour never interleave a slice's
@@ -338,9 +339,13 @@ ensemble_anomaly_detection = dg.define_asset_job(
         store_results,
         send_alerts,
         update_metrics,
-    ),
+    )
+    # plus what other modules attach to every scoring run (monitoring.py: the hour's features
+    # in ClickHouse for the hourly feature-drift check), selected by tag so this module's
+    # definitions stand on their own
+    | dg.AssetSelection.tag(SCORING_JOB_TAG, "true"),
     partitions_def=hourly_partitions,
-    description="The seed's hourly scoring DAG.",
+    description="The seed's hourly scoring DAG, plus the feature snapshot its drift check reads.",
     # One process for the whole run: the steps are short and sequential by nature, so a
     # process per step would pay the imports and the model loads at every step (a 100k-row
     # hour measured 3x slower that way) and re-read the hour's features from disk in each.
