@@ -30,6 +30,7 @@ def line_chart(
     points = [v for values in series.values() for v in values if _finite(v)]
     n = max((len(values) for values in series.values()), default=0)
     frame = _Frame(1, max(n, 2), *_pad(min(points, default=0.0), max(points, default=1.0)))
+    frame.integer_x = True
     body = [frame.axes(title, x_label, y_label)]
     for colour, values in zip(_COLOURS, series.values(), strict=False):
         coords = [
@@ -87,6 +88,7 @@ class _Frame:
         self.y0, self.y1 = y0, y1 if y1 > y0 else y0 + 1
         self.left, self.right = _MARGIN["left"], WIDTH - _MARGIN["right"]
         self.top, self.bottom = _MARGIN["top"], HEIGHT - _MARGIN["bottom"]
+        self.integer_x = False
 
     def x(self, value: float) -> float:
         return self.left + (value - self.x0) / (self.x1 - self.x0) * (self.right - self.left)
@@ -108,6 +110,8 @@ class _Frame:
             f"{escape(y_label)}</text>",
         ]
         for tick in _ticks(self.x0, self.x1):
+            if self.integer_x and tick != int(tick):
+                continue
             parts.append(
                 f'<text x="{self.x(tick):.1f}" y="{self.bottom + 14}" font-size="10" '
                 f'text-anchor="middle">{_fmt(tick)}</text>'
