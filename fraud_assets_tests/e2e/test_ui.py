@@ -4,11 +4,14 @@ Headless Chromium from Debian (``/usr/bin/chromium``) driven by Playwright; the
 browser Playwright would download is never used. Screenshots of the run, the
 asset pages and the asset graph go to ``test-artifacts/e2e/``. This module runs
 after the GraphQL and CLI ones (file order), so the graph shows their hours too.
+FRAUD_E2E_UPDATE_SCREENSHOT=1 also refreshes the README's copy of the graph.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import urllib.parse
 from pathlib import Path
 
@@ -31,6 +34,7 @@ SCORING_PATH_GROUPS = ("ingestion", "features", "models", "scoring", "reporting"
 UI_TIMEOUT_MS = 60_000
 RUN_TIMEOUT_MS = 420_000
 SVG_IMAGE = "img[src^='data:image/svg+xml']"
+README_SCREENSHOT = Path(__file__).parent / "screenshots" / "asset_graph.png"
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +145,6 @@ def test_asset_graph_screenshot(system: System, page, artifacts: Path):
         visible(page, name).wait_for()
     page.wait_for_timeout(1500)  # let zoom-to-fit settle
     page.screenshot(path=str(artifacts / "asset_graph.png"))
+    if os.environ.get("FRAUD_E2E_UPDATE_SCREENSHOT"):  # the README's copy
+        README_SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(artifacts / "asset_graph.png", README_SCREENSHOT)
