@@ -3,10 +3,14 @@
 The full check (ten datasets, ten seeds, both detectors and the ensemble) is
 ``python -m fraud_assets.evaluation.public_benchmarks``; here the Isolation
 Forest runs the full PyOD protocol (it is cheap) and the autoencoder and
-ensemble run one seed on the four smallest datasets.
+ensemble run one seed on the four smallest datasets. The goal that the ensemble's
+mean average precision beats the better single detector's is not met yet (see
+the README's detection-quality section); it is reported, not asserted.
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -22,10 +26,12 @@ from fraud_assets.evaluation.public_benchmarks import (
     summarize,
 )
 
+# CI always has shared/ beside the checkout: there, missing data is a failure, not a skip.
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
-        not (data_dir() / "6_cardio.npz").exists(), reason=f"benchmark data not in {data_dir()}"
+        not (data_dir() / "6_cardio.npz").exists() and not os.environ.get("CI"),
+        reason=f"benchmark data not in {data_dir()}",
     ),
 ]
 
@@ -64,15 +70,6 @@ def test_autoencoder_is_within_the_published_range(small_summary):
 
 def test_ensemble_mean_roc_auc_beats_the_better_single_detector(small_summary):
     assert not small_summary.failed("ensemble_roc")
-
-
-@pytest.mark.xfail(
-    reason="known gap: where the autoencoder is weak (satimage-2, pendigits) averaging its "
-    "risk lowers the ensemble's precision at the top below the Isolation Forest's",
-    strict=False,
-)
-def test_ensemble_mean_average_precision_beats_the_better_single_detector(small_summary):
-    assert not small_summary.failed("ensemble_ap")
 
 
 def test_summary_flags_each_goal():
