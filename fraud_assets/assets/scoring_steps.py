@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import dagster as dg
+import joblib
 import numpy as np
 import polars as pl
 from clickhouse_connect.driver.client import Client
@@ -135,13 +135,19 @@ def _lists_by_code(
     return table.gather(pl.Series(row_index.ravel(), dtype=pl.UInt32))
 
 
+def _cores() -> int:
+    """Cores this process may use: joblib counts CPU affinity and container CPU quotas,
+    where ``os.cpu_count()`` would report the host's cores."""
+    return max(1, joblib.cpu_count())
+
+
 def _on_all_cores(model):
     """The Isolation Forest scoring on every core: its tree traversal releases the GIL.
 
     A shallow copy, so the cached model keeps its own settings.
     """
     model = copy.copy(model)
-    model.n_jobs = os.cpu_count() or 1
+    model.n_jobs = _cores()
     return model
 
 
@@ -153,7 +159,7 @@ def _by_row_blocks(score: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> 
     the CPU time), while row blocks on Python threads (NumPy releases the GIL)
     keep every core busy.
     """
-    threads = min(os.cpu_count() or 1, max(1, x.shape[0] // 50_000))
+    threads = min(_cores(), max(1, x.shape[0] // 50_000))
     bounds = np.linspace(0, x.shape[0], threads + 1, dtype=np.int64)
     with threadpool_limits(limits=1, user_api="blas"):
         if threads == 1:
