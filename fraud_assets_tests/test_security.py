@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import subprocess
 import threading
@@ -85,7 +86,8 @@ def refusing_server(request) -> Iterator[str]:
 
 
 def assert_no_secret(text: str) -> None:
-    for form in (PASSWORD, quote(PASSWORD, safe="")):
+    basic_auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    for form in (PASSWORD, quote(PASSWORD, safe=""), basic_auth):
         assert form not in text
 
 

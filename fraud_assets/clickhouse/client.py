@@ -13,6 +13,7 @@ A server DSN (``http(s)://``) takes the same path without the lock.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import os
@@ -57,12 +58,22 @@ def redact_dsn(dsn: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
+def _secret_forms(dsn: str) -> set[str]:
+    """The DSN's password as it may appear in a message: as written, URL-decoded, and
+    inside an HTTP basic-auth header (base64 of ``user:password``) a proxy might echo."""
+    parts = urlsplit(dsn)
+    if not parts.password:
+        return set()
+    forms = {parts.password, unquote(parts.password)}
+    for user in {parts.username or "", unquote(parts.username or "")}:
+        for password in list(forms):
+            forms.add(base64.b64encode(f"{user}:{password}".encode()).decode())
+    return forms
+
+
 def _redact_message(message: str, dsn: str) -> str:
-    """``message`` without the DSN's password, as written in the DSN or URL-decoded."""
-    password = urlsplit(dsn).password
-    if not password:
-        return message
-    for form in sorted({password, unquote(password)}, key=len, reverse=True):
+    """``message`` without the DSN's password in any of its forms."""
+    for form in sorted(_secret_forms(dsn), key=len, reverse=True):
         message = message.replace(form, "***")
     return message
 
