@@ -121,7 +121,7 @@ def _lists_by_code(
 ) -> pl.Series:
     """A list-of-strings column built once per distinct code and gathered by row.
 
-    Rows take few distinct values (combinations of five rules and two models),
+    Rows take few distinct values (combinations of a few rules and two models),
     so this replaces a per-row Python list, and polars' slow conversion of it,
     with one small table and a vectorised gather. ``build(code, first_row)``
     gives the list of the rows with that code.
