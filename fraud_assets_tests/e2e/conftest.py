@@ -1,12 +1,13 @@
-"""One running system per test session: seeded data, a promoted bundle, ``dagster dev``.
+"""One running system for the end-to-end tests: seeded data, a promoted bundle, ``dagster dev``.
 
 Select these tests with ``pytest -m e2e`` (or leave them out with ``-m "not e2e"``).
-Screenshots go to ``test-artifacts/e2e/`` (git-ignored).
+Screenshots and the server log go to ``test-artifacts/e2e/`` (git-ignored).
 """
 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -25,9 +26,13 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def system() -> System:
-    """Seeded before the server starts: the seeding process has released the embedded DB."""
+    """Seeded before the server starts: the seeding process has released the embedded DB.
+
+    Package scope: the server stops after the last end-to-end test, not at the end of
+    the whole suite.
+    """
     root = Path(tempfile.mkdtemp(prefix="fraud_assets_e2e_"))
     system = System(root=root, plan=make_plan(datetime.now(UTC)))
     began = time.monotonic()
@@ -43,6 +48,10 @@ def system() -> System:
         with contextlib.suppress(Exception):
             system.wait_idle(timeout_s=120)  # let a run finish rather than kill it mid-write
         strays = system.stop()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            shutil.copyfile(system.log_path, ARTIFACTS / "dagster_dev.log")
+        shutil.rmtree(root, ignore_errors=True)
         assert not strays, "processes outlived dagster dev:\n" + "\n".join(strays)
 
 
