@@ -177,16 +177,14 @@ def print_summary(client, start: datetime, end: datetime, scoring) -> None:
         p = "n/a" if precision is None else f"{precision:.2f}"
         r = "n/a" if recall is None else f"{recall:.2f}"
         print(f"     {layer:<24} flagged {flagged:>6,}  precision {p:>5}  recall {r:>5}")
-    alerts = [
-        m
+    blocked_windows = {
+        m.run_id
         for m in scoring.get_asset_materialization_events()
         if m.asset_key.to_user_string() == "send_alerts"
-    ]
-    sent = sum(
-        1
-        for m in alerts
-        if m.materialization.metadata.get("blocked") and m.materialization.metadata["blocked"].value
-    )
+        and m.materialization.metadata.get("blocked")
+        and m.materialization.metadata["blocked"].value
+    }
     print(
-        f"   alerts: {sent} sent for {len(alerts)} scored window(s) (hours with blocked transactions)"
+        f"   alerts: {len(blocked_windows)} notification(s) sent (one per scoring run whose "
+        "window had blocked transactions; see the run log or the configured channels)"
     )
