@@ -1,4 +1,4 @@
-"""The intermediate store: hourly frames as Arrow IPC files, column-projected loads, older files."""
+"""The intermediate store: one Parquet file per hour, whole or column-projected loads."""
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,12 +68,12 @@ def _materialize(root: Path, selection) -> dg.ExecuteInProcessResult:
     )
 
 
-def test_a_range_is_stored_as_one_arrow_file_per_hour_and_loaded_whole(tmp_path: Path):
+def test_a_range_is_stored_as_one_file_per_hour_and_loaded_whole(tmp_path: Path):
     result = _materialize(tmp_path, [scores, everything])
     assert result.success
     files = sorted(p.name for p in (tmp_path / "scores").iterdir())
-    assert files == [f"{key.replace(':', '_')}.arrow" for key in HOURS]
-    one_hour = pl.read_ipc(tmp_path / "scores" / files[0])
+    assert files == [f"{key.replace(':', '_')}.parquet" for key in HOURS]
+    one_hour = pl.read_parquet(tmp_path / "scores" / files[0])
     assert one_hour.height == 3
     assert_frame_equal(_seen["everything"].sort("transaction_id"), _frame())
 
@@ -85,16 +85,3 @@ def test_an_input_with_columns_loads_only_those(tmp_path: Path):
         _seen["projected"].sort("transaction_id"),
         _frame().select("transaction_id", "timestamp", "risk"),
     )
-
-
-def test_files_of_the_older_parquet_format_are_still_read_and_then_replaced(tmp_path: Path):
-    folder = tmp_path / "scores"
-    folder.mkdir()
-    frame = _frame()
-    for key, part in zip(HOURS, (frame.head(3), frame.tail(3)), strict=True):
-        part.write_parquet(folder / f"{key.replace(':', '_')}.parquet")
-    assert _materialize(tmp_path, [everything]).success
-    assert_frame_equal(_seen["everything"].sort("transaction_id"), frame)
-
-    assert _materialize(tmp_path, [scores]).success
-    assert sorted(p.suffix for p in folder.iterdir()) == [".arrow", ".arrow"]

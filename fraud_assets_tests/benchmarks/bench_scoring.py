@@ -18,7 +18,7 @@ and promoted.
 Paths, each hour in a fresh process (its own peak RSS, its own imports):
 
 * ``job``: the ``ensemble_anomaly_detection`` job for the hour, in process:
-  ClickHouse in, Arrow intermediates, ``detected_anomalies_ensemble`` and
+  ClickHouse in, Parquet intermediates, ``detected_anomalies_ensemble`` and
   ``daily_model_performance`` out. Seconds per step from the run's events.
 * ``steps``: the scoring steps' functions with their ClickHouse reads and the
   IO manager's write of the results, each stage timed.
