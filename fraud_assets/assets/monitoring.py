@@ -31,6 +31,7 @@ from fraud_assets.assets.scoring import SCORING_JOB_TAG, WRITE_POOL
 from fraud_assets.assets.training_steps import model_version
 from fraud_assets.bundle import ModelThresholds, ScoringBundle
 from fraud_assets.clickhouse import ClickHouseResource
+from fraud_assets.clickhouse.client import quote_identifier
 from fraud_assets.clickhouse.errors import CLICKHOUSE_RETRY_POLICY
 from fraud_assets.monitoring import drift, drift_sql, matured, snapshots
 from fraud_assets.monitoring.histograms import DEFAULT_BINS
@@ -190,7 +191,7 @@ def run_hours(context: dg.AssetCheckExecutionContext, table: str, clickhouse) ->
         return hours
     with clickhouse.get_client() as client:
         (latest,) = client.query(
-            f"SELECT max(toStartOfHour(timestamp)) FROM {table}"  # noqa: S608
+            f"SELECT max(toStartOfHour(timestamp)) FROM {quote_identifier(table)}"  # noqa: S608
         ).result_rows[0]
     return [latest.replace(tzinfo=UTC) if latest.tzinfo is None else latest.astimezone(UTC)]
 
