@@ -286,3 +286,20 @@ def test_importing_detectors_does_not_import_tensorflow():
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_autoencoder_chunked_execution_trains_the_same_weights():
+    """steps_per_execution only removes per-batch overhead: same updates, same weights."""
+    frame = np.random.default_rng(3).normal(size=(700, 6)).astype(np.float32)
+    fitted = [
+        AutoencoderDetector(epochs=2, batch_size=32, steps_per_execution=steps, random_state=5).fit(
+            frame
+        )
+        for steps in (1, 64)
+    ]
+    for (w1, b1, _), (w64, b64, _) in zip(fitted[0].layers_, fitted[1].layers_, strict=True):
+        np.testing.assert_allclose(w1, w64, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(b1, b64, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        fitted[0].score_samples(frame), fitted[1].score_samples(frame), rtol=1e-4
+    )

@@ -40,7 +40,7 @@ from fraud_assets.detectors.calibration import ScoreCalibrator
 from fraud_assets.detectors.thresholds import ThresholdStrategy, fit_threshold
 from fraud_assets.evaluation.tables import scenario_table
 from fraud_assets.features import FEATURE_COLUMNS, FeatureScaler, extract_features
-from fraud_assets.features.history import load_feature_inputs
+from fraud_assets.features.history import load_feature_inputs, load_transactions
 from fraud_assets.metadata_charts import line_chart, markdown_image
 from fraud_assets.notify import NotifierResource
 from fraud_assets.notify.message import Notification, model_promoted_notification
@@ -75,9 +75,9 @@ def extract_training_data(
     end = context.partition_time_window.end
     start = end - timedelta(days=config.lookback_days)
     with clickhouse.get_client() as client:
-        inputs = load_feature_inputs(client, start, end)
+        transactions = load_transactions(client, start, end)
         labels = read_labels(client, start, end, known_by=end)
-    frame = label_and_split(inputs.transactions, labels, end, config.validation_fraction)
+    frame = label_and_split(transactions, labels, end, config.validation_fraction)
     if frame.is_empty():
         raise dg.Failure(
             f"no transactions between {start} and {end}: generate or load data first "
@@ -129,7 +129,8 @@ def feature_engineering_train(
     window = extract_training_data
     start, end = window["timestamp"].min(), context.partition_time_window.end
     with clickhouse.get_client() as client:
-        inputs = load_feature_inputs(client, start, end)
+        # The window's transactions are this asset's input: read only their history.
+        inputs = load_feature_inputs(client, start, end, with_transactions=False)
     features = extract_features(
         window.drop(["is_fraud", "fraud_type", "split"]), inputs.history, inputs.labels
     )
@@ -197,6 +198,7 @@ class AutoencoderConfig(dg.Config):
     epochs: int = 50
     batch_size: int = 32
     patience: int = 5
+    steps_per_execution: int = 64
     random_state: int = 42
 
 
@@ -223,6 +225,7 @@ def train_autoencoder(
         epochs=config.epochs,
         batch_size=config.batch_size,
         patience=config.patience,
+        steps_per_execution=config.steps_per_execution,
         random_state=config.random_state,
     ).fit(x)
     history = detector.history_

@@ -186,6 +186,13 @@ def load_feature_inputs(
     )
 
 
+def load_transactions(client: Client, start: datetime, end: datetime) -> pl.DataFrame:
+    """The transactions in [start, end), exactly as ``load_feature_inputs`` reads them."""
+    if end <= start:
+        raise ValueError(f"empty window: start {start} is not before end {end}")
+    return _frame(client, TRANSACTIONS_SQL, {"start": _micros(start), "end": _micros(end)})
+
+
 def _without(summary: pl.DataFrame, latest: pl.DataFrame) -> pl.DataFrame:
     """Summaries minus the latest rows' own aggregates (exact: all integers)."""
     if latest.height == 0:
