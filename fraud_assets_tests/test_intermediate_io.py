@@ -1,5 +1,7 @@
 """The intermediate store: one Parquet file per hour, whole or column-projected loads."""
 
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -56,11 +58,11 @@ def projected(scores: pl.DataFrame) -> pl.DataFrame:
     return scores
 
 
-def _materialize(root: Path, selection) -> dg.ExecuteInProcessResult:
+def _materialize(root: Path, selection, **config) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [scores, everything, projected],
         selection=selection,
-        resources={"frames": IntermediateFrameIOManager(root=str(root))},
+        resources={"frames": IntermediateFrameIOManager(root=str(root), **config)},
         tags={
             "dagster/asset_partition_range_start": HOURS[0],
             "dagster/asset_partition_range_end": HOURS[1],
@@ -85,3 +87,32 @@ def test_an_input_with_columns_loads_only_those(tmp_path: Path):
         _seen["projected"].sort("transaction_id"),
         _frame().select("transaction_id", "timestamp", "risk"),
     )
+
+
+def test_partition_files_past_retention_are_deleted_on_the_next_write(tmp_path: Path):
+    stale = tmp_path / "scores" / "2026-03-01-00_00.parquet"
+    fresh = tmp_path / "scores" / "2026-03-28-00_00.parquet"
+    stale.parent.mkdir(parents=True)
+    for path, age_days in ((stale, 8), (fresh, 6)):
+        _frame().head(1).write_parquet(path)
+        moment = time.time() - age_days * 86400
+        os.utime(path, (moment, moment))
+
+    result = _materialize(tmp_path, [scores], retention_days=7)
+
+    assert result.success
+    assert not stale.exists()
+    assert fresh.exists()
+    assert len(list(stale.parent.glob("2026-03-29-*.parquet"))) == 2  # just written
+    assert result.asset_materializations_for_node("scores")[0].metadata[
+        "expired_partition_files_deleted"
+    ] == dg.IntMetadataValue(1)
+
+
+def test_retention_zero_keeps_every_partition_file(tmp_path: Path):
+    old = tmp_path / "scores" / "2020-01-01-00_00.parquet"
+    old.parent.mkdir(parents=True)
+    _frame().head(1).write_parquet(old)
+    os.utime(old, (0, 0))
+    assert _materialize(tmp_path, [scores], retention_days=0).success
+    assert old.exists()

@@ -18,11 +18,18 @@ twenty-four hourly runs produce the same files, any window can be loaded, and
 re-materializing a partition replaces exactly that file. Outputs without one
 (a weekly training set spans 30 days) are stored as one file per partition key. Files are written to a
 temporary name and renamed, so a crash never leaves a torn file behind.
+
+Intermediates are a cache between the steps of a run, not a record (final
+results live in ClickHouse): after each write, the asset's partition files
+not written for ``retention_days`` are deleted, so hourly 1M-row feature frames
+do not fill the volume. Re-running a downstream step alone for an older hour
+then asks for its upstream step to be materialized again.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -55,6 +62,12 @@ class IntermediateFrameIOManager(dg.ConfigurableIOManager):
     """
 
     root: str = Field(default_factory=lambda: str(settings.intermediate_dir()))
+    retention_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="Delete an asset's partition files not rewritten for this many days "
+        "(checked on each write); 0 keeps them forever.",
+    )
 
     def _asset_dir(self, context: dg.OutputContext | dg.InputContext) -> Path:
         return Path(self.root).joinpath(*[_safe_name(p) for p in context.asset_key.path])
@@ -106,14 +119,31 @@ class IntermediateFrameIOManager(dg.ConfigurableIOManager):
         else:
             _atomic_write(frame, self._path(context, None))
             written["__all__"] = frame.height
+        pruned = self._prune(context) if written.keys() != {"__all__"} else 0
         context.add_output_metadata(
             {
                 "dagster/row_count": frame.height,
                 "columns": len(frame.columns),
                 "path": dg.MetadataValue.path(str(self._asset_dir(context))),
                 "partitions_written": len(written),
+                "expired_partition_files_deleted": pruned,
             }
         )
+
+    def _prune(self, context: dg.OutputContext) -> int:
+        """Delete this asset's partition files older than ``retention_days``."""
+        if not self.retention_days:
+            return 0
+        cutoff = time.time() - self.retention_days * 86400
+        deleted = 0
+        for path in self._asset_dir(context).glob("*.parquet"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    deleted += 1
+            except FileNotFoundError:  # a concurrent run pruned it first
+                continue
+        return deleted
 
     def load_input(self, context: dg.InputContext):
         keys = context.asset_partition_keys if context.has_asset_partitions else [None]
