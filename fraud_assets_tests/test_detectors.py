@@ -217,6 +217,32 @@ def test_autoencoder_numpy_forward_pass_equals_keras(autoencoder):
     np.testing.assert_allclose(detector.reconstruction_error(X), expected_error, atol=1e-5)
 
 
+def test_autoencoder_batch_norm_is_folded_into_the_numpy_forward_pass(autoencoder, tmp_path):
+    _, X = autoencoder
+    detector = AutoencoderDetector(
+        hidden_units=(16,),
+        latent_dim=4,
+        activation="relu",
+        latent_activation="relu",
+        dropout=0.2,
+        batch_norm=True,
+        epochs=3,
+        validation_fraction=0.0,
+        random_state=7,
+    ).fit(X)
+    model = detector.keras_model()
+    assert {type(layer).__name__ for layer in model.layers} >= {"BatchNormalization", "Dropout"}
+    assert [W.shape for W, _, _ in detector.layers_] == [(8, 16), (16, 4), (4, 16), (16, 8)]
+    # The folded map must use the moving statistics, not the initial identity ones.
+    norm = model.get_layer("latent_norm")
+    assert not np.allclose(norm.moving_variance.numpy(), 1.0)
+    keras_out = model.predict(detector.standardized(X), verbose=0)  # inference: no dropout
+    np.testing.assert_allclose(detector.reconstruct(X), keras_out, atol=1e-4)
+    restored = AutoencoderDetector.load(detector.save(tmp_path / "ae"))
+    np.testing.assert_array_equal(restored.anomaly_score(X), detector.anomaly_score(X))
+    assert restored.batch_norm and restored.dropout == 0.2
+
+
 def test_autoencoder_architecture_history_and_latent(autoencoder):
     detector, X = autoencoder
     assert [W.shape for W, _, _ in detector.layers_] == [(8, 30), (30, 10), (10, 30), (30, 8)]
