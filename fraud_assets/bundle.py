@@ -20,6 +20,7 @@ import polars as pl
 from fraud_assets.detectors.calibration import ScoreCalibrator
 from fraud_assets.detectors.ensemble import EnsembleCombiner, EnsembleConfig, EnsembleResult
 from fraud_assets.detectors.rules import RuleConfig, RuleMatrix, StatisticalRules
+from fraud_assets.detectors.score_mapping import ScoreMapping
 from fraud_assets.detectors.stacking import StackedCombiner
 from fraud_assets.features.catalog import FEATURE_COLUMNS
 
@@ -27,7 +28,9 @@ from fraud_assets.features.catalog import FEATURE_COLUMNS
 @dataclass
 class ModelThresholds:
     """Per-model alert thresholds, the calibrators that put scores on a 0–100 risk scale,
-    and the ensemble combiner fitted on labelled training rows (None: the configured strategy).
+    the ensemble combiner fitted on labelled training rows (None: the configured strategy)
+    and the map of the ensemble's risk onto the active version's scale and the capacity
+    cuts (None: the combiner's risk as is; see ``score_mapping.py``).
     """
 
     isolation_forest: float
@@ -36,6 +39,7 @@ class ModelThresholds:
     autoencoder_calibrator: ScoreCalibrator
     strategy: dict[str, Any] = field(default_factory=dict)
     combiner: StackedCombiner | None = None
+    score_mapping: ScoreMapping | None = None
 
     def save(self, directory: Path) -> None:
         directory = Path(directory)
@@ -48,6 +52,7 @@ class ModelThresholds:
                     "isolation_calibrator": self.isolation_calibrator.to_dict(),
                     "autoencoder_calibrator": self.autoencoder_calibrator.to_dict(),
                     "combiner": self.combiner.to_dict() if self.combiner else None,
+                    "score_mapping": self.score_mapping.to_dict() if self.score_mapping else None,
                 },
                 indent=1,
             )
@@ -63,6 +68,9 @@ class ModelThresholds:
             isolation_calibrator=ScoreCalibrator.from_dict(data["isolation_calibrator"]),
             autoencoder_calibrator=ScoreCalibrator.from_dict(data["autoencoder_calibrator"]),
             combiner=StackedCombiner.from_dict(data["combiner"]) if data.get("combiner") else None,
+            score_mapping=(
+                ScoreMapping.from_dict(data["score_mapping"]) if data.get("score_mapping") else None
+            ),
         )
 
 
@@ -134,9 +142,10 @@ class ScoringBundle:
         iso: LayerScores,
         ae: LayerScores,
     ) -> EnsembleResult:
-        return EnsembleCombiner(self.ensemble, self.thresholds.combiner).combine(
-            stat_risk, iso.risk, ae.risk, iso.prediction, ae.prediction, flags
-        )
+        thresholds = self.thresholds
+        return EnsembleCombiner(
+            self.ensemble, thresholds.combiner, thresholds.score_mapping
+        ).combine(stat_risk, iso.risk, ae.risk, iso.prediction, ae.prediction, flags)
 
     def score(self, features: pl.DataFrame) -> dict[str, Any]:
         """Every layer and the decision for a feature frame, in memory (validation, A/B, replay)."""

@@ -229,3 +229,65 @@ def rollback(client: Client, reason: str) -> str:
     ]
     _write(client, changes)
     return previous.version
+
+
+@dataclass
+class ReplayVerdict:
+    """The replay gate's verdict on a candidate version (table ``model_replay_verdicts``)."""
+
+    version: str
+    partition_key: str
+    active_version: str
+    passed: bool
+    reason: str
+    window_start: datetime
+    window_end: datetime
+    label_delay_days: int
+    report: dict = field(default_factory=dict)
+
+
+_REPLAY_COLUMNS = [
+    "version", "partition_key", "active_version", "passed", "reason", "window_start",
+    "window_end", "label_delay_days", "report_json", "updated_at",
+]  # fmt: skip
+
+
+def record_replay(client: Client, verdict: ReplayVerdict) -> None:
+    """Store (or replace) the replay verdict of ``verdict.version``."""
+    row = [
+        verdict.version,
+        verdict.partition_key,
+        verdict.active_version,
+        int(verdict.passed),
+        verdict.reason,
+        verdict.window_start,
+        verdict.window_end,
+        int(verdict.label_delay_days),
+        json.dumps(verdict.report, default=float, sort_keys=True),
+        _now(),
+    ]
+    client.insert("model_replay_verdicts", [row], column_names=_REPLAY_COLUMNS)
+    client.command("OPTIMIZE TABLE model_replay_verdicts FINAL")
+
+
+def replay_verdict(client: Client, version: str) -> ReplayVerdict | None:
+    """The latest replay verdict of ``version``, or None when it was never replayed."""
+    result = client.query(
+        f"SELECT {', '.join(_REPLAY_COLUMNS)} FROM model_replay_verdicts FINAL "  # noqa: S608
+        "WHERE version = {version:String}",
+        parameters={"version": version},
+    )
+    if not result.result_rows:
+        return None
+    row = dict(zip(result.column_names, result.result_rows[0], strict=True))
+    return ReplayVerdict(
+        version=row["version"],
+        partition_key=row["partition_key"],
+        active_version=row["active_version"],
+        passed=bool(row["passed"]),
+        reason=row["reason"],
+        window_start=row["window_start"],
+        window_end=row["window_end"],
+        label_delay_days=int(row["label_delay_days"]),
+        report=json.loads(row["report_json"] or "{}"),
+    )

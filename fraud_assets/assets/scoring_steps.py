@@ -307,10 +307,13 @@ def ensemble(
     fired = np.column_stack(
         [flags.list.contains(name).fill_null(False).to_numpy() for name in RULE_NAMES]
     )
-    # The bundle's combiner fitted at training (None: the configured weighted sum).
+    # The bundle's combiner fitted at training (None: the configured weighted sum) and its
+    # map onto the previous version's risk scale (None: none).
     (thresholds,) = _components(clickhouse, _version(joined), "thresholds")
     with threadpool_limits(limits=1, user_api="blas"):  # one small product: threads only wait
-        result = EnsembleCombiner(EnsembleConfig(), thresholds.combiner).combine(
+        result = EnsembleCombiner(
+            EnsembleConfig(), thresholds.combiner, thresholds.score_mapping
+        ).combine(
             stat_risk,
             joined["isolation_risk"].to_numpy(),
             joined["autoencoder_risk"].to_numpy(),

@@ -4,7 +4,11 @@ Seed task → asset (same dependency shape):
 
     extract_training_data → feature_engineering_train (+ feature_scaler)
         → [train_isolation_forest, train_autoencoder] → calculate_thresholds
-        → validate_models → [register_models, a_b_test] → promote_to_production
+        → validate_models → [register_models, a_b_test, replay_backtest]
+        → promote_to_production
+
+``replay_backtest`` (not in the seed) replays the last weeks of traffic with
+the candidate and the active bundle side by side; promotion needs its pass.
 
 Each weekly partition (Sunday 02:00 → Sunday 02:00 UTC) trains on the 30 days
 of traffic before the partition's end. Frames go to the intermediate store,
@@ -21,6 +25,7 @@ import polars as pl
 from pydantic import Field
 
 from fraud_assets import registry
+from fraud_assets.assets.replay_steps import active_bundle, fit_score_scale, replay_gate
 from fraud_assets.assets.training_steps import (
     ab_test_verdict,
     artifact_ref,
@@ -38,6 +43,7 @@ from fraud_assets.clickhouse import ClickHouseResource
 from fraud_assets.clickhouse.errors import CLICKHOUSE_RETRY_POLICY
 from fraud_assets.detectors.calibration import ScoreCalibrator
 from fraud_assets.detectors.thresholds import ThresholdStrategy, fit_threshold
+from fraud_assets.evaluation.replay import Tolerances
 from fraud_assets.evaluation.tables import scenario_table
 from fraud_assets.features import FEATURE_COLUMNS, FeatureScaler, extract_features
 from fraud_assets.features.history import load_feature_inputs, load_transactions
@@ -272,6 +278,25 @@ class ThresholdConfig(dg.Config):
         description="Fit the ensemble's combiner on the labelled training split (needs at least "
         "10 known frauds); otherwise the configured weighted sum combines the layers.",
     )
+    stable_scores: bool = Field(
+        True,
+        description="Map the ensemble risk's quantiles on the training window onto the active "
+        "bundle's on the same rows, so a risk means the same across versions (identity when "
+        "no bundle is active).",
+    )
+    review_capacity_per_hour: float | None = Field(
+        None,
+        description="Reviews per hour analysts can handle: the review line moves so the "
+        "training window would send about this many transactions an hour to review.",
+    )
+    block_precision_target: float | None = Field(
+        None,
+        description="Block only as far down the risk as the labelled training window's blocked "
+        "transactions keep at least this precision (labels known at the week's end).",
+    )
+    score_mapping_rows: int = Field(
+        200_000, description="Rows (an even subsample of the window) the score mapping is fit on."
+    )
 
 
 @dg.asset(
@@ -279,12 +304,14 @@ class ThresholdConfig(dg.Config):
     io_manager_key=MODELS,
     kinds={"scikit-learn"},
     description="Seed task 5: one alert threshold per model (95th percentile of the training "
-    "scores unless configured), the calibration of each model's score to 0–100 risk, and the "
-    "ensemble combiner fitted on the labelled training split.",
+    "scores unless configured), the calibration of each model's score to 0–100 risk, the "
+    "ensemble combiner fitted on the labelled training split, and the map of the ensemble risk "
+    "onto the active bundle's scale and the capacity-driven review and block lines.",
 )
 def calculate_thresholds(
     context: dg.AssetExecutionContext,
     config: ThresholdConfig,
+    clickhouse: ClickHouseResource,
     feature_engineering_train: pl.DataFrame,
     feature_scaler,
     train_isolation_forest,
@@ -307,15 +334,26 @@ def calculate_thresholds(
         autoencoder_calibrator=ScoreCalibrator().fit(ae_scores),
         strategy={"kind": strategy.kind, "params": dict(strategy.params)},
     )
+    bundle = ScoringBundle(
+        version=model_version(context.partition_key),
+        scaler=feature_scaler,
+        isolation_forest=train_isolation_forest,
+        autoencoder=train_autoencoder,
+        thresholds=thresholds,
+    )
     if config.fit_combiner:
-        bundle = ScoringBundle(
-            version=model_version(context.partition_key),
-            scaler=feature_scaler,
-            isolation_forest=train_isolation_forest,
-            autoencoder=train_autoencoder,
-            thresholds=thresholds,
-        )
         thresholds.combiner = fit_combiner(bundle, feature_engineering_train)
+    with clickhouse.get_client() as client:
+        active = active_bundle(client) if config.stable_scores else None
+    thresholds.score_mapping, scale = fit_score_scale(
+        bundle,
+        active,
+        feature_engineering_train,
+        stable_scores=config.stable_scores,
+        review_capacity_per_hour=config.review_capacity_per_hour,
+        block_precision_target=config.block_precision_target,
+        max_rows=config.score_mapping_rows,
+    )
     return dg.Output(
         thresholds,
         metadata={
@@ -324,6 +362,10 @@ def calculate_thresholds(
             "autoencoder_threshold": thresholds.autoencoder,
             "strategy": f"{strategy.kind} {dict(strategy.params)}",
             "combiner": dg.MetadataValue.md(combiner_table(thresholds.combiner)),
+        }
+        | {
+            key: dg.MetadataValue.md(value) if key.startswith(("score_dist", "risk_")) else value
+            for key, value in scale.items()
         },
     )
 
@@ -569,23 +611,123 @@ def a_b_test(
     return JsonReport(verdict)
 
 
+class ReplayConfig(dg.Config):
+    weeks: int = Field(2, description="Weeks of traffic before the partition end to replay.")
+    label_delay_days: int = Field(
+        5,
+        description="Transactions older than this (at the partition end) have matured labels "
+        "and count in the label metrics; as for matured_label_performance.",
+    )
+    max_caught_drop: float = Field(
+        Tolerances.max_caught_drop,
+        description="Largest relative drop in matured frauds caught (review or block).",
+    )
+    max_caught_amount_drop: float = Field(
+        Tolerances.max_caught_amount_drop,
+        description="Largest relative drop in the amount of the matured frauds caught.",
+    )
+    max_fp_rate_increase: float = Field(
+        Tolerances.max_fp_rate_increase,
+        description="Largest absolute rise in the false-positive rate (flagged legitimate share).",
+    )
+    max_review_increase: float = Field(
+        Tolerances.max_review_increase, description="Largest relative rise in reviews per hour."
+    )
+    max_block_precision_drop: float = Field(
+        Tolerances.max_block_precision_drop,
+        description="Largest absolute drop in block precision (matured blocks).",
+    )
+    min_frauds: int = Field(
+        Tolerances.min_frauds,
+        description="Matured frauds the active bundle's replay needs before label metrics count.",
+    )
+    min_blocked: int = Field(
+        Tolerances.min_blocked,
+        description="Matured blocks each bundle needs before block precision is judged.",
+    )
+
+    def tolerances(self) -> Tolerances:
+        return Tolerances(
+            max_caught_drop=self.max_caught_drop,
+            max_caught_amount_drop=self.max_caught_amount_drop,
+            max_fp_rate_increase=self.max_fp_rate_increase,
+            max_review_increase=self.max_review_increase,
+            max_block_precision_drop=self.max_block_precision_drop,
+            min_frauds=self.min_frauds,
+            min_blocked=self.min_blocked,
+        )
+
+
+@dg.asset(
+    **_common,
+    **_retried,
+    io_manager_key=MODELS,
+    deps=[validate_models],
+    kinds={"clickhouse"},
+    description="Replay gate: the last 2 weeks of traffic in ClickHouse scored by the candidate "
+    "and the active bundle side by side, in memory and in one pass; compared on matured labels "
+    "(frauds caught and their amount, false-positive rate, block precision) and reviews per "
+    "hour. The candidate passes unless worse beyond the tolerances; the verdict and its reason "
+    "go to model_replay_verdicts. Production tables are only read.",
+)
+def replay_backtest(
+    context: dg.AssetExecutionContext,
+    config: ReplayConfig,
+    clickhouse: ClickHouseResource,
+    feature_scaler,
+    train_isolation_forest,
+    train_autoencoder,
+    calculate_thresholds: ModelThresholds,
+) -> JsonReport:
+    candidate = ScoringBundle(
+        version=model_version(context.partition_key),
+        scaler=feature_scaler,
+        isolation_forest=train_isolation_forest,
+        autoencoder=train_autoencoder,
+        thresholds=calculate_thresholds,
+    )
+    verdict = replay_gate(
+        clickhouse,
+        candidate,
+        context.partition_key,
+        context.partition_time_window.end,
+        weeks=config.weeks,
+        label_delay_days=config.label_delay_days,
+        tolerances=config.tolerances(),
+    )
+    timing = verdict["timing"]
+    context.add_output_metadata(
+        {
+            "passed": verdict["passed"],
+            "reason": verdict["reason"],
+            "active_version": verdict["active_version"] or "none",
+            "window": verdict["window"],
+            "labels_matured_before": verdict["matured_before"],
+            "comparison": dg.MetadataValue.md(verdict["table"]),
+        }
+        | {f"replay_{key}": value for key, value in timing.items()}
+    )
+    return JsonReport(verdict)
+
+
 @dg.asset(
     **_common,
     **_retried,
     deps=[register_models],
     kinds={"clickhouse"},
-    description="Seed task 9: when validation passed its gates and the A/B test says promote, the "
-    "new version becomes 'active' and the previous one 'archived' in one atomic registry "
-    "write; a notification says what changed.",
+    description="Seed task 9: when validation passed its gates, the replay gate passed and the "
+    "A/B test says promote, the new version becomes 'active' and the previous one 'archived' in "
+    "one atomic registry write; a notification says what changed.",
 )
 def promote_to_production(
     context: dg.AssetExecutionContext,
     clickhouse: ClickHouseResource,
     notifier: NotifierResource,
     a_b_test: JsonReport,
+    replay_backtest: JsonReport,
 ) -> dg.MaterializeResult:
     version = model_version(context.partition_key)
-    verdict = a_b_test.data
+    verdict = promotion_decision(a_b_test.data, replay_backtest.data)
     with clickhouse.get_client() as client:
         previous = registry.active_models(client).get("ensemble")
         if verdict["decision"] != "promote":
@@ -616,6 +758,18 @@ def promote_to_production(
         metadata={"decision": verdict["decision"], "version": version, "message": message}
         | delivery.as_metadata()
     )
+
+
+def promotion_decision(ab_verdict: dict, replay_verdict: dict) -> dict:
+    """Promote only when the replay gate passed and the A/B test says promote."""
+    if not replay_verdict["passed"]:
+        return {"decision": "reject", "reason": f"replay gate: {replay_verdict['reason']}"}
+    if ab_verdict["decision"] != "promote":
+        return ab_verdict
+    return {
+        "decision": "promote",
+        "reason": f"{ab_verdict['reason']}; replay gate: {replay_verdict['reason']}",
+    }
 
 
 production_models = dg.AssetSpec(
@@ -653,6 +807,7 @@ defs = dg.Definitions(
         validate_models,
         register_models,
         a_b_test,
+        replay_backtest,
         promote_to_production,
         production_models,
     ],

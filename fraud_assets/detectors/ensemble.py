@@ -25,6 +25,10 @@ own threshold, plus the fired rule flags. Strategies:
   (70) means 70 % likely. The configured strategy remains the fallback for
   bundles trained without enough labels.
 
+A bundle may carry a ``ScoreMapping`` (``score_mapping.py``): a monotone map
+of the total onto the previous version's risk scale and the capacity cuts,
+applied before the decision.
+
 Decision from the total: ``approved`` if ``total < approve_below`` (30),
 ``blocked`` if ``total > block_above`` (70), otherwise ``review`` (30 and 70
 both review). Reasons per row: ``rule:<flag>`` for each fired rule, then
@@ -85,9 +89,12 @@ class EnsembleResult:
 
 
 class EnsembleCombiner:
-    def __init__(self, config: EnsembleConfig | None = None, stacker: Any = None) -> None:
+    def __init__(
+        self, config: EnsembleConfig | None = None, stacker: Any = None, score_map: Any = None
+    ) -> None:
         self.config = config or EnsembleConfig()
         self.stacker = stacker  # a fitted StackedCombiner, or None for the configured strategy
+        self.score_map = score_map  # a ScoreMapping applied to the total before the lines
 
     def combine(
         self,
@@ -141,6 +148,8 @@ class EnsembleCombiner:
         if np.isnan(total).any():
             raise ValueError("risk inputs contain NaN")
         total = np.clip(total, 0.0, 100.0)
+        if self.score_map is not None:
+            total = self.score_map.transform(total)
         decision = np.full(n, REVIEW, dtype=object)
         decision[total < cfg.approve_below] = APPROVED
         decision[total > cfg.block_above] = BLOCKED
