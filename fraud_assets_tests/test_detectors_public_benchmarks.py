@@ -2,10 +2,14 @@
 
 The full check (ten datasets, ten seeds, both detectors and the ensemble) is
 ``python -m fraud_assets.evaluation.public_benchmarks``; here the Isolation
-Forest runs the full PyOD protocol (it is cheap) and the autoencoder and
-ensemble run one seed on the four smallest datasets. The goal that the ensemble's
-mean average precision beats the better single detector's is not met yet (see
-the README's detection-quality section); it is reported, not asserted.
+Forest runs the full PyOD protocol (it is cheap) and the autoencoder and the
+ensemble run two seeds of it on all ten datasets (about two minutes).
+
+Two goals are missed on some datasets, in the full check as in this one (see the
+README's detection-quality section): the autoencoder is below the published range
+on cardio and mammography (and at its edge on mnist), and no label-free
+combination stays within 0.02 ROC-AUC of the better detector where the two differ
+by 0.1 or more. Those datasets are named below; any other miss fails the test.
 """
 
 from __future__ import annotations
@@ -35,8 +39,6 @@ pytestmark = [
     ),
 ]
 
-SMALL_DATASETS = ("6_cardio", "20_letter", "40_vowels", "31_satimage-2")
-
 
 def test_isolation_forest_matches_published_pyod_roc_auc():
     from sklearn.metrics import roc_auc_score
@@ -56,20 +58,42 @@ def test_isolation_forest_matches_published_pyod_roc_auc():
     assert all(abs(gap) <= 0.02 for gap in gaps.values()), gaps
 
 
+REDUCED_SEEDS = (0, 1)
+AUTOENCODER_MISSES = {"6_cardio", "23_mammography", "24_mnist"}
+# The better detector leads the other by 0.1-0.25 ROC-AUC here; the fusion lands between.
+ENSEMBLE_DATASET_MISSES = {"6_cardio", "20_letter", "26_optdigits", "40_vowels"}
+
+
 @pytest.fixture(scope="module")
-def small_summary():
-    summary = summarize(run("pyod", seeds=[0], datasets=SMALL_DATASETS), if_tolerance=0.05)
-    print(format_table(summary))  # one seed: the IForest check gets the one-split spread
+def reduced_summary():
+    summary = summarize(run("pyod", seeds=REDUCED_SEEDS), if_tolerance=0.05)
+    print(format_table(summary))  # two seeds: the IForest check gets the two-split spread
     return summary
 
 
-def test_autoencoder_is_within_the_published_range(small_summary):
-    assert not small_summary.failed("autoencoder")
-    assert not small_summary.failed("iforest")
+def _missed(summary, kind: str) -> set[str]:
+    return {message.split(":")[0] for message in summary.failed(kind)}
 
 
-def test_ensemble_mean_roc_auc_beats_the_better_single_detector(small_summary):
-    assert not small_summary.failed("ensemble_roc")
+def test_isolation_forest_in_the_reduced_run(reduced_summary):
+    assert not reduced_summary.failed("iforest")
+
+
+def test_autoencoder_is_within_the_published_range(reduced_summary):
+    assert _missed(reduced_summary, "autoencoder") <= AUTOENCODER_MISSES, reduced_summary.failed(
+        "autoencoder"
+    )
+
+
+def test_ensemble_mean_roc_auc_and_ap_beat_the_better_single_detector(reduced_summary):
+    assert not reduced_summary.failed("ensemble_roc")
+    assert not reduced_summary.failed("ensemble_ap")
+
+
+def test_ensemble_stays_near_the_better_detector_per_dataset(reduced_summary):
+    assert _missed(reduced_summary, "ensemble_dataset") <= ENSEMBLE_DATASET_MISSES, (
+        reduced_summary.failed("ensemble_dataset")
+    )
 
 
 def test_summary_flags_each_goal():
@@ -89,6 +113,9 @@ def test_summary_flags_each_goal():
     assert len(summary.failures) == 3
     assert summary.failed("iforest") and summary.failed("autoencoder")
     assert summary.failed("ensemble_ap") and not summary.failed("ensemble_roc")
+    assert not summary.failed("ensemble_dataset")
+    lagging = summarize([result("6_cardio", 0.92, 0.80, 0.899)])  # 0.021 below the IForest
+    assert lagging.failed("ensemble_dataset") and not lagging.failed("iforest")
     passing = summarize([DatasetResult("6_cardio", "pyod", 0, *(Scores(0.92, 0.5),) * 3, 1.0)])
     assert passing.passed, passing.failures
 

@@ -18,6 +18,7 @@ _EXPORTS = {
     "AutoencoderDetector": "autoencoder",
     "IsolationForestDetector": "isolation_forest",
     "ScoreCalibrator": "calibration",
+    "StandardizedScoreFusion": "fusion",
     "EnsembleCombiner": "ensemble",
     "EnsembleConfig": "ensemble",
     "EnsembleResult": "ensemble",
@@ -41,6 +42,7 @@ __all__ = [
     "RuleConfig",
     "RuleMatrix",
     "ScoreCalibrator",
+    "StandardizedScoreFusion",
     "StatisticalRules",
     "ThresholdStrategy",
     "fit_threshold",
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
     from fraud_assets.detectors.base import AnomalyDetector, DetectorOutput
     from fraud_assets.detectors.calibration import ScoreCalibrator
     from fraud_assets.detectors.ensemble import EnsembleCombiner, EnsembleConfig, EnsembleResult
+    from fraud_assets.detectors.fusion import StandardizedScoreFusion
     from fraud_assets.detectors.isolation_forest import IsolationForestDetector
     from fraud_assets.detectors.rules import RULE_NAMES, RuleConfig, RuleMatrix, StatisticalRules
     from fraud_assets.detectors.thresholds import ThresholdStrategy, fit_threshold

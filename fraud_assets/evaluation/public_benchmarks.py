@@ -15,9 +15,15 @@ DTE paper [DTE-U]/[DTE-S]). Two protocols:
   letter/vowels reflect file order); the seed only changes the models.
 
 Per dataset: ROC-AUC and average precision of ``IsolationForestDetector``,
-``AutoencoderDetector`` (seed architecture) and the ensemble — the
-``EnsembleCombiner`` weighted sum of the two calibrated risks (no rules:
-there are no transaction features here).
+``AutoencoderDetector`` and the ensemble. The autoencoder runs the published
+protocol's own configuration where there is one: under ``pyod`` PyOD 2.0.1's
+AutoEncoder defaults, which produced [P1]/[P2] (see ``AUTOENCODER_PARAMS``);
+under ``semi_supervised`` the exchange model's architecture. The ensemble is
+``StandardizedScoreFusion`` (no labels and no rules here, so nothing to fit a
+combiner on): each model's score in standard deviations of its own training
+scores, the autoencoder's in log space, summed. For comparison the table also
+shows the fallback ``EnsembleCombiner`` weighted sum of the two calibrated
+risks ("risk sum").
 
     python -m fraud_assets.evaluation.public_benchmarks --protocol pyod --seeds 10
 """
@@ -50,6 +56,26 @@ DATASETS: tuple[str, ...] = (
 )
 PROTOCOLS = ("pyod", "semi_supervised")
 IF_TOLERANCE = 0.02
+ENSEMBLE_TOLERANCE = 0.02  # per dataset, ROC-AUC below the better single detector
+
+# PyOD 2.0.1 AutoEncoder defaults ([P1]): d → 64 → 32 → 64 → d, each hidden block
+# Linear → BatchNorm → ReLU → Dropout(0.2), Adam 1e-3, 10 epochs, batch 32, no early
+# stopping. Not reproduced: its 1e-5 weight decay and PyTorch's weight initialisation.
+PYOD_AUTOENCODER: dict[str, Any] = {
+    "hidden_units": (64,),
+    "latent_dim": 32,
+    "activation": "relu",
+    "latent_activation": "relu",
+    "dropout": 0.2,
+    "batch_norm": True,
+    "epochs": 10,
+    "batch_size": 32,
+    "validation_fraction": 0.0,
+}
+AUTOENCODER_PARAMS: dict[str, dict[str, Any]] = {
+    "pyod": PYOD_AUTOENCODER,
+    "semi_supervised": {},  # the exchange model's: n → 30 → 10 → 30 → n, tanh, early stopping
+}
 
 
 @dataclass(frozen=True)
@@ -149,6 +175,7 @@ class DatasetResult:
     autoencoder: Scores
     ensemble: Scores
     seconds: float
+    risk_sum: Scores | None = None  # EnsembleCombiner's weighted sum of calibrated risks
 
 
 def _scores(y: np.ndarray, score: np.ndarray) -> Scores:
@@ -170,16 +197,21 @@ def run_one(
         EnsembleCombiner,
         EnsembleConfig,
         IsolationForestDetector,
+        StandardizedScoreFusion,
     )
 
     start = time.perf_counter()
     X, y = load_dataset(name, directory)
     X_train, X_test, _, y_test = split(X, y, protocol, seed)
+    params = {**AUTOENCODER_PARAMS[protocol], "random_state": seed, **(ae_params or {})}
     iforest = IsolationForestDetector(random_state=seed).fit(X_train)
-    autoencoder = AutoencoderDetector(**{"random_state": seed, **(ae_params or {})}).fit(X_train)
+    autoencoder = AutoencoderDetector(**params).fit(X_train)
     iso, ae = iforest.evaluate(X_test), autoencoder.evaluate(X_test)
+    fusion = StandardizedScoreFusion(log_scale=(False, True)).fit(
+        [iforest.anomaly_score(X_train), autoencoder.anomaly_score(X_train)]
+    )
     combiner = EnsembleCombiner(EnsembleConfig(stat_weight=0.0, iso_weight=0.5, ae_weight=0.5))
-    ensemble = combiner.combine(
+    risk_sum = combiner.combine(
         np.zeros(len(y_test)), iso.risk, ae.risk, iso.prediction, ae.prediction
     )
     return DatasetResult(
@@ -188,14 +220,15 @@ def run_one(
         seed=seed,
         iforest=_scores(y_test, iso.anomaly_score),
         autoencoder=_scores(y_test, ae.anomaly_score),
-        ensemble=_scores(y_test, ensemble.total_risk),
+        ensemble=_scores(y_test, fusion.combine([iso.anomaly_score, ae.anomaly_score])),
         seconds=time.perf_counter() - start,
+        risk_sum=_scores(y_test, risk_sum.total_risk),
     )
 
 
 @dataclass(frozen=True)
 class Check:
-    kind: str  # "iforest" | "autoencoder" | "ensemble_roc" | "ensemble_ap"
+    kind: str  # "iforest" | "autoencoder" | "ensemble_dataset" | "ensemble_roc" | "ensemble_ap"
     passed: bool
     message: str
 
@@ -220,19 +253,21 @@ class Summary:
         return [c.message for c in self.checks if c.kind == kind and not c.passed]
 
     def mean(self, key: str) -> float:
-        """Mean of one column over the datasets."""
-        return float(np.mean([row[key] for row in self.rows.values()]))
+        """Mean of one column over the datasets (NaN where a dataset lacks it)."""
+        return float(np.mean([row.get(key, np.nan) for row in self.rows.values()]))
 
 
 def summarize(
     results: Iterable[DatasetResult],
     if_tolerance: float = IF_TOLERANCE,
     ae_tolerance: float = 0.0,
+    ensemble_tolerance: float = ENSEMBLE_TOLERANCE,
 ) -> Summary:
     """Average over seeds and check the goals: IF within ``if_tolerance`` of its reference
     on every dataset; the AE at or above the low end of the published range (less
-    ``ae_tolerance``); the ensemble's mean ROC-AUC and mean AP at least the better single
-    detector's (each compared separately)."""
+    ``ae_tolerance``); the ensemble's ROC-AUC at most ``ensemble_tolerance`` below the
+    better single detector's on every dataset; its mean ROC-AUC and mean AP over the
+    datasets at least the better single detector's (each compared separately)."""
     by_dataset: dict[str, list[DatasetResult]] = {}
     protocols = set()
     for result in results:
@@ -244,7 +279,9 @@ def summarize(
     summary = Summary(protocol)
     for name, runs in by_dataset.items():
         row: dict[str, float] = {"seeds": len(runs), "seconds": sum(r.seconds for r in runs)}
-        for model in ("iforest", "autoencoder", "ensemble"):
+        for model in ("iforest", "autoencoder", "ensemble", "risk_sum"):
+            if any(getattr(r, model) is None for r in runs):
+                continue
             roc = [getattr(r, model).roc_auc for r in runs]
             row[f"{model}_roc"] = float(np.mean(roc))
             row[f"{model}_roc_std"] = float(np.std(roc))
@@ -270,6 +307,15 @@ def summarize(
                 f"{_span(row['published_ae_low'], row['published_ae_high'])}",
             )
         )
+        better = max(row["iforest_roc"], row["autoencoder_roc"])
+        summary.checks.append(
+            Check(
+                "ensemble_dataset",
+                row["ensemble_roc"] >= better - ensemble_tolerance,
+                f"{name}: ensemble ROC-AUC {row['ensemble_roc']:.3f} against the better single "
+                f"detector's {better:.3f}",
+            )
+        )
     for metric in ("roc", "ap"):
         means = {m: summary.mean(f"{m}_{metric}") for m in ("iforest", "autoencoder", "ensemble")}
         best_single = max(means["iforest"], means["autoencoder"])
@@ -284,6 +330,11 @@ def summarize(
     return summary
 
 
+def _pair(row: dict[str, float], model: str) -> str:
+    roc, ap = row.get(f"{model}_roc"), row.get(f"{model}_ap")
+    return "–" if roc is None or np.isnan(roc) else f"{roc:.3f} / {ap:.3f}"
+
+
 def _span(low: float, high: float) -> str:
     return f"{low:.3f}" if low == high else f"{low:.3f}–{high:.3f}"
 
@@ -295,8 +346,8 @@ def format_table(summary: Summary) -> str:
         f"Protocol: {summary.protocol}",
         "",
         f"| dataset | IF ROC | published IF ({ref}) | Δ | AE ROC | published AE range | "
-        "ENS ROC | IF AP | AE AP | ENS AP |",
-        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+        "ENS ROC | IF AP | AE AP | ENS AP | risk sum ROC / AP |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for name, r in summary.rows.items():
         lines.append(
@@ -305,13 +356,13 @@ def format_table(summary: Summary) -> str:
             f"{r['autoencoder_roc']:.3f}±{r['autoencoder_roc_std']:.3f} | "
             f"{_span(r['published_ae_low'], r['published_ae_high'])} | "
             f"{r['ensemble_roc']:.3f} | {r['iforest_ap']:.3f} | {r['autoencoder_ap']:.3f} | "
-            f"{r['ensemble_ap']:.3f} |"
+            f"{r['ensemble_ap']:.3f} | {_pair(r, 'risk_sum')} |"
         )
     m = summary.mean
     lines.append(
         f"| **mean** | {m('iforest_roc'):.3f} | | | {m('autoencoder_roc'):.3f} | | "
         f"{m('ensemble_roc'):.3f} | {m('iforest_ap'):.3f} | {m('autoencoder_ap'):.3f} | "
-        f"{m('ensemble_ap'):.3f} |"
+        f"{m('ensemble_ap'):.3f} | {_pair({k: m(k) for k in ('risk_sum_roc', 'risk_sum_ap')}, 'risk_sum')} |"
     )
     lines.append("")
     lines.append("All checks passed." if summary.passed else "Failed checks:")
