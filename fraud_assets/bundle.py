@@ -19,6 +19,7 @@ import polars as pl
 
 from fraud_assets.detectors.calibration import ScoreCalibrator
 from fraud_assets.detectors.ensemble import EnsembleCombiner, EnsembleConfig, EnsembleResult
+from fraud_assets.detectors.reasons import HourReasons, ReasonConfig, reasons_for_rows
 from fraud_assets.detectors.rules import RuleConfig, RuleMatrix, StatisticalRules
 from fraud_assets.detectors.score_mapping import ScoreMapping
 from fraud_assets.detectors.stacking import StackedCombiner
@@ -162,3 +163,23 @@ class ScoringBundle:
             "latent": latent,
             "ensemble": result,
         }
+
+    def reasons(
+        self, features: pl.DataFrame, scored: dict[str, Any], config: ReasonConfig | None = None
+    ) -> HourReasons:
+        """Reason codes for ``score(features)``'s rows, as the scoring graph computes them."""
+        result, flags = scored["ensemble"], scored["flags"]
+        return reasons_for_rows(
+            features,
+            flags.fired,
+            flags.names,
+            self.rules.points,
+            result.decision,
+            result.total_risk,
+            scored["isolation"].risk,
+            scored["autoencoder"].risk,
+            self.scaler,
+            self.isolation_forest,
+            self.autoencoder,
+            config,
+        )

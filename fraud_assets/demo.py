@@ -165,6 +165,16 @@ GROUP BY layer ORDER BY layer
 """
 
 
+_TOP_BLOCKED_SQL = """
+SELECT transaction_id, total_risk_score, reason_codes
+FROM detected_anomalies_ensemble
+WHERE timestamp >= {start:DateTime('UTC')} AND timestamp < {end:DateTime('UTC')}
+  AND final_decision = 'blocked'
+ORDER BY total_risk_score DESC, transaction_id
+LIMIT 3
+"""
+
+
 def print_summary(client, start: datetime, end: datetime, scoring) -> None:
     params = {"start": start, "end": end}
     print("   decisions (with the fraud labels known today):")
@@ -177,6 +187,11 @@ def print_summary(client, start: datetime, end: datetime, scoring) -> None:
         p = "n/a" if precision is None else f"{precision:.2f}"
         r = "n/a" if recall is None else f"{recall:.2f}"
         print(f"     {layer:<24} flagged {flagged:>6,}  precision {p:>5}  recall {r:>5}")
+    top = client.query(_TOP_BLOCKED_SQL, parameters=params).result_rows
+    if top:
+        print("   riskiest blocked transactions and their reason codes:")
+        for transaction_id, risk, reasons in top:
+            print(f"     {transaction_id} risk {risk:.0f}: {'; '.join(reasons)}")
     blocked = [
         m
         for m in scoring.get_asset_materialization_events()

@@ -16,6 +16,7 @@ import pytest
 
 from fraud_assets import registry
 from fraud_assets.clickhouse import ClickHouseResource
+from fraud_assets.demo import _TOP_BLOCKED_SQL
 from fraud_assets.generator.config import GeneratorConfig
 from fraud_assets.generator.load import generate_into_clickhouse
 from fraud_assets.io import ClickHousePandasIOManager, ClickHousePolarsIOManager, ModelIOManager
@@ -170,6 +171,38 @@ def test_scoring_a_range_in_one_run_scores_every_valid_transaction_once(env: Env
     metrics = env.query("SELECT model_type, total_predictions FROM daily_model_performance FINAL")
     assert {m[0] for m in metrics} == {"statistical", "isolation_forest", "autoencoder", "ensemble"}
     assert all(m[1] == scored for m in metrics)
+
+
+def test_scored_rows_carry_their_top_reasons_in_words(env: Env, trained):
+    """The reason-code settings reach the step as run config: the riskiest fifth of the run
+    explained in full, at most two codes each, any positive evidence kept."""
+    job = env.defs.get_job_def("ensemble_anomaly_detection")
+    config = {"top_n": 2, "min_points": 0.0, "explain_top_fraction": 0.2}
+    result = job.execute_in_process(
+        instance=env.instance,
+        tags={
+            "dagster/asset_partition_range_start": FIRST_HOUR,
+            "dagster/asset_partition_range_end": LAST_HOUR,
+        },
+        run_config={"ops": {"ensemble_decision": {"config": config}}},
+        raise_on_error=False,
+    )
+    assert result.success, _errors(result)
+    rows = env.query(
+        "SELECT final_decision, reason_codes, decision_reasons FROM detected_anomalies_ensemble "
+        "ORDER BY total_risk_score DESC"
+    )
+    assert max(len(r[1]) for r in rows) == 2
+    riskiest = rows[: len(rows) // 5]
+    assert sum(bool(r[1]) for r in riskiest) >= 0.9 * len(riskiest)
+    assert all(r[1] for r in rows if r[0] != "approved"), "every flagged row has a reason"
+    # A fired rule is always among the evidence: its row has a reason too.
+    assert all(r[1] for r in rows if any(x.startswith("rule:") for x in r[2]))
+    events = env.instance.get_latest_materialization_event(dg.AssetKey("ensemble_decision"))
+    assert "top_blocked_reasons" in events.asset_materialization.metadata
+    # The demo's summary lists the riskiest blocked rows with their reasons.
+    top = env.query(_TOP_BLOCKED_SQL, start=WEEK_END, end=WEEK_END + timedelta(hours=6))
+    assert len(top) <= 3 and all(reasons for _, _, reasons in top)
 
 
 def test_rescoring_an_hour_leaves_results_and_metrics_unchanged(env: Env, trained):

@@ -30,6 +30,12 @@ def _decisions(decisions: list[str]) -> pl.DataFrame:
             "decision_reasons": [
                 ["rule:impossible_travel"] if d == "blocked" else [] for d in decisions
             ],
+            "reason_codes": [
+                ["impossible travel: 9,855 km from the previous transaction, 20,000 km/h"]
+                if d == "blocked"
+                else []
+                for d in decisions
+            ],
         }
     )
 
@@ -56,6 +62,7 @@ def test_blocked_transactions_send_one_summary():
     assert len(receiver.bodies) == 1
     text = receiver.bodies[0]["text"]
     assert "2 blocked" in text and "t1" in str(receiver.bodies[0])
+    assert "why=impossible travel: 9,855 km" in text
 
 
 def test_an_hour_without_blocks_sends_nothing_and_says_so():

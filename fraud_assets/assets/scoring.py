@@ -25,6 +25,7 @@ from fraud_assets.assets import scoring_steps as steps
 from fraud_assets.clickhouse import ClickHouseResource
 from fraud_assets.clickhouse.errors import CLICKHOUSE_RETRY_POLICY
 from fraud_assets.detectors.ensemble import EnsembleConfig
+from fraud_assets.detectors.reasons import ReasonConfig
 from fraud_assets.metadata_charts import histogram, markdown_image
 from fraud_assets.notify import NotifierResource
 from fraud_assets.partitions import hourly_partitions
@@ -200,6 +201,23 @@ def autoencoder_prediction(
     return result
 
 
+class ReasonCodesConfig(dg.Config):
+    """Run config of ``ensemble_decision``'s reason codes (defaults: ``ReasonConfig``)."""
+
+    top_n: int = ReasonConfig.top_n
+    min_points: float = ReasonConfig.min_points
+    explain_top_fraction: float = ReasonConfig.explain_top_fraction
+    max_explained_rows: int = ReasonConfig.max_explained_rows
+
+    def reason_config(self) -> ReasonConfig:
+        return ReasonConfig(
+            top_n=self.top_n,
+            min_points=self.min_points,
+            explain_top_fraction=self.explain_top_fraction,
+            max_explained_rows=self.max_explained_rows,
+        )
+
+
 @dg.asset(
     **_hourly,
     **_owned,
@@ -211,10 +229,11 @@ def autoencoder_prediction(
     kinds={"polars"},
     description="Seed task 6: the three layers on one 0–100 risk (seed: weighted sum; voting and "
     "sequential AE → IF selectable), decision approved (< 30) / review / blocked (> 70), with "
-    "the reasons for each decision.",
+    "the layers behind each decision and its top reason codes in an analyst's words.",
 )
 def ensemble_decision(
     context: dg.AssetExecutionContext,
+    config: ReasonCodesConfig,
     clickhouse: ClickHouseResource,
     feature_engineering: pl.DataFrame,
     statistical_layer: pl.DataFrame,
@@ -227,6 +246,7 @@ def ensemble_decision(
         statistical_layer,
         isolation_forest_prediction,
         autoencoder_prediction,
+        config.reason_config(),
     )
     counts = steps.decision_counts(result)
     context.add_output_metadata(
@@ -239,6 +259,7 @@ def ensemble_decision(
                 )
             ),
             "risk_distribution": dg.MetadataValue.md(risk_histogram(result)),
+            "top_blocked_reasons": dg.MetadataValue.md(steps.top_reasons_markdown(result)),
         }
     )
     return result

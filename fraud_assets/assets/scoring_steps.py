@@ -19,6 +19,7 @@ from fraud_assets import registry
 from fraud_assets.bundle_loader import load_component
 from fraud_assets.clickhouse import ClickHouseResource
 from fraud_assets.detectors.ensemble import EnsembleCombiner, EnsembleConfig
+from fraud_assets.detectors.reasons import ReasonConfig, reasons_for_rows
 from fraud_assets.detectors.rules import (
     RULE_COLUMNS,
     RULE_NAMES,
@@ -28,6 +29,7 @@ from fraud_assets.detectors.rules import (
     rule_codes,
 )
 from fraud_assets.features import extract_features
+from fraud_assets.features.catalog import FEATURE_COLUMNS
 from fraud_assets.features.history import load_feature_inputs
 from fraud_assets.notify import NotifierResource
 from fraud_assets.notify.message import blocked_transactions_notification
@@ -39,7 +41,9 @@ DECISIONS = ("approved", "review", "blocked")
 STATISTICAL_INPUTS = list(
     dict.fromkeys(["transaction_id", "timestamp", *(c for cs in RULE_COLUMNS.values() for c in cs)])
 )
-ENSEMBLE_INPUTS = ["transaction_id", "timestamp", "user_id", "amount", "model_version"]
+ENSEMBLE_KEYS = ["transaction_id", "timestamp", "user_id", "amount", "model_version"]
+# The reason codes read the model input of the rows they explain in full.
+ENSEMBLE_INPUTS = list(dict.fromkeys([*ENSEMBLE_KEYS, *FEATURE_COLUMNS]))
 TRANSACTION_COLUMNS = (
     "transaction_id", "timestamp", "user_id", "amount", "currency", "transaction_type",
     "user_avg_amount", "user_total_transactions", "user_account_age_days", "wallet_address",
@@ -266,7 +270,8 @@ def _side_by_side(base: pl.DataFrame, *layers: pl.DataFrame) -> pl.DataFrame:
 
     Every layer scores the feature frame's rows in its order, so the ids
     normally line up already: then the frames are put side by side without
-    copying; otherwise (another order, a missing row) they are joined.
+    copying; otherwise (another order, a missing row) they are joined. Either way the
+    rows stay in ``base``'s order (the reason codes read the feature rows by position).
     """
     keys = base.get_column("transaction_id")
     if all(layer.get_column("transaction_id").equals(keys) for layer in layers):
@@ -275,7 +280,7 @@ def _side_by_side(base: pl.DataFrame, *layers: pl.DataFrame) -> pl.DataFrame:
         )
     joined = base
     for layer in layers:
-        joined = joined.join(layer, on="transaction_id", how="left")
+        joined = joined.join(layer, on="transaction_id", how="left", maintain_order="left")
     return joined
 
 
@@ -285,10 +290,11 @@ def ensemble(
     stat: pl.DataFrame,
     iso: pl.DataFrame,
     ae: pl.DataFrame,
+    reason_config: ReasonConfig | None = None,
 ) -> pl.DataFrame:
     started = time.perf_counter()
     joined = _side_by_side(
-        features.select(ENSEMBLE_INPUTS),
+        features.select(ENSEMBLE_KEYS),
         stat.drop("timestamp").rename({"latency_ms": "stat_ms"}),
         iso.drop("timestamp").rename({"latency_ms": "iso_ms"}),
         ae.drop("timestamp").rename({"latency_ms": "ae_ms"}),
@@ -298,6 +304,7 @@ def ensemble(
             pl.lit(None, pl.Float32).alias("total_risk_score"),
             pl.lit(None, pl.Utf8).alias("final_decision"),
             pl.lit(None, pl.List(pl.Utf8)).alias("decision_reasons"),
+            pl.lit(None, pl.List(pl.Utf8)).alias("reason_codes"),
             pl.lit(None, pl.List(pl.Float32)).alias("stage_latency_ms"),
         )
     stat_risk = joined["statistical_risk"].to_numpy()
@@ -308,8 +315,11 @@ def ensemble(
         [flags.list.contains(name).fill_null(False).to_numpy() for name in RULE_NAMES]
     )
     # The bundle's combiner fitted at training (None: the configured weighted sum) and its
-    # map onto the previous version's risk scale (None: none).
-    (thresholds,) = _components(clickhouse, _version(joined), "thresholds")
+    # map onto the previous version's risk scale (None: none); the scaler and both models
+    # for the reason codes.
+    thresholds, scaler, forest, network = _components(
+        clickhouse, _version(joined), "thresholds", "scaler", "isolation_forest", "autoencoder"
+    )
     with threadpool_limits(limits=1, user_api="blas"):  # one small product: threads only wait
         result = EnsembleCombiner(
             EnsembleConfig(), thresholds.combiner, thresholds.score_mapping
@@ -327,11 +337,27 @@ def ensemble(
     decision = np.zeros(joined.height, dtype=np.uint32)
     for index, name in enumerate(DECISIONS):
         decision[result.decision == name] = index
+    # The layers' rows are the feature rows in order (joined keeps the features' order).
+    explained = reasons_for_rows(
+        features,
+        fired,
+        RULE_NAMES,
+        RuleConfig().points,
+        result.decision,
+        result.total_risk,
+        joined["isolation_risk"].to_numpy(),
+        joined["autoencoder_risk"].to_numpy(),
+        scaler,
+        forest,
+        network,
+        reason_config,
+    )
     own_ms = _per_row_ms(started, joined.height)
     return joined.with_columns(
         pl.Series("total_risk_score", np.asarray(result.total_risk, dtype=np.float32)),
         pl.Series("final_decision", DECISIONS, dtype=pl.Utf8).gather(decision),
         reasons,
+        explained.texts,
         _stage_latency(joined, own_ms),
     ).drop("stat_ms", "iso_ms", "ae_ms")
 
@@ -349,6 +375,23 @@ def _stage_latency(joined: pl.DataFrame, own_ms: float) -> pl.Series:
     ).cast(pl.List(pl.Float32))
 
 
+def top_reasons_markdown(decisions: pl.DataFrame, rows: int = 10) -> str:
+    """The hour's riskiest blocked transactions with their reason codes, as a markdown table."""
+    blocked = decisions.filter(pl.col("final_decision") == "blocked")
+    if blocked.is_empty():
+        return "no blocked transactions"
+    top = blocked.sort("total_risk_score", descending=True).head(rows)
+    return markdown(
+        top.select(
+            "transaction_id",
+            "user_id",
+            pl.col("amount").round(2),
+            pl.col("total_risk_score").round(1).alias("risk"),
+            pl.col("reason_codes").list.join("; ").str.replace_all("|", "/", literal=True),
+        )
+    )
+
+
 def decision_counts(frame: pl.DataFrame) -> dict[str, int]:
     counts = dict(frame.group_by("final_decision").len().iter_rows()) if frame.height else {}
     return {d: int(counts.get(d, 0)) for d in DECISIONS}
@@ -358,7 +401,7 @@ RESULT_COLUMNS = (
     "run_id", "transaction_id", "timestamp", "user_id", "amount", "statistical_risk",
     "statistical_flags", "isolation_score", "isolation_prediction", "isolation_risk",
     "reconstruction_error", "autoencoder_prediction", "autoencoder_risk", "latent_features",
-    "total_risk_score", "final_decision", "decision_reasons", "model_version",
+    "total_risk_score", "final_decision", "decision_reasons", "reason_codes", "model_version",
     "stage_latency_ms",
 )  # fmt: skip
 
@@ -391,6 +434,8 @@ def alert(
                 "amount": round(float(r["amount"]), 2),
                 "risk": round(float(r["total_risk_score"]), 1),
                 "reasons": ", ".join(r["decision_reasons"] or []),
+                # absent from intermediates written before reason codes existed
+                "why": "; ".join(r.get("reason_codes") or []),
             }
             for r in top.iter_rows(named=True)
         ],

@@ -181,7 +181,8 @@ def check_goals(report: dict[str, Any], goals: SimulationGoals | None = None) ->
 # ---------------------------------------------------------------- running
 
 
-def _resources(root: Path) -> dict[str, Any]:
+def local_resources(root: Path) -> dict[str, Any]:
+    """The graphs' resources on an embedded ClickHouse and model/intermediate folders under ``root``."""
     from fraud_assets.clickhouse import ClickHouseResource
     from fraud_assets.io import ClickHousePandasIOManager, ClickHousePolarsIOManager, ModelIOManager
     from fraud_assets.io.intermediate import IntermediateFrameIOManager
@@ -297,7 +298,7 @@ def _run(settings: SimulationSettings, root: Path, log: Callable[[str], None]) -
     from fraud_assets.generator.load import generate_into_clickhouse
 
     seconds: dict[str, float] = {}
-    resources = _resources(root)
+    resources = local_resources(root)
     clickhouse = resources["clickhouse"]
 
     began = time.perf_counter()
