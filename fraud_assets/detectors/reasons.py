@@ -43,7 +43,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from fraud_assets.detectors.rules import gc_paused
 from fraud_assets.features.reason_wording import (
@@ -487,6 +486,8 @@ class HourReasons:
 def _gathered(name: str, table: list[list[str]], index: np.ndarray) -> pl.Series:
     """A list column from distinct lists and row indices, built through Arrow: polars
     converts nested Python lists several times slower."""
+    import pyarrow as pa  # here: loading the definitions does not need it
+
     offsets = np.zeros(len(table) + 1, dtype=np.int32)
     np.cumsum([len(row) for row in table], out=offsets[1:])
     flat = pa.array([text for row in table for text in row], type=pa.large_string())
