@@ -85,8 +85,11 @@ ROW_AGGREGATE_SQL: dict[str, str] = {
     "agg_hour_sin": f"toInt64(arrayElement({_sql_array(HOUR_SIN)}, toHour(timestamp) + 1))",
     **{column: f"toInt64(transaction_type = '{kind}')" for kind, column in TYPE_AGGREGATES.items()},
 }
+# Sums over many rows; the row count is count(), the form the table's daily projection
+# (sql/055) stores: ClickHouse answers from the projection only for identical aggregates.
 AGGREGATE_SQL: dict[str, str] = {
-    name: f"toInt64(sum({expr}))" for name, expr in ROW_AGGREGATE_SQL.items()
+    name: "count()" if name == "agg_rows" else f"sum({expr})"
+    for name, expr in ROW_AGGREGATE_SQL.items()
 }
 assert tuple(AGGREGATE_SQL) == AGGREGATE_COLUMNS
 assert LOG_AMOUNT_QUANTUM == 10_000  # literal in _SQL_LOG_Q

@@ -1,0 +1,179 @@
+"""The history loader's daily projection (sql/055): used, and never changing a feature.
+
+ClickHouse answers the whole days of the summarised history from the
+``user_daily`` projection of ``crypto_transactions``; these tests hold the
+loader to the features computed from every raw row, through late rows,
+duplicate ids, a regenerated (deleted and re-inserted) range, parts without
+the projection and reruns.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from fraud_assets.features import extract_features, load_feature_inputs
+from fraud_assets.features import history as h
+from fraud_assets.generator.store import delete_range, insert_frame
+from fraud_assets_tests.test_features import random_transactions
+
+WINDOW = datetime(2025, 3, 1, 5, tzinfo=UTC)
+END = WINDOW + timedelta(hours=1)
+
+
+def _world() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """32 days of history for 40 users, the window's hour, and fraud labels."""
+    data = pl.concat(
+        [
+            random_transactions(3000, 40, WINDOW - timedelta(days=32), timedelta(days=32), 41),
+            random_transactions(300, 40, WINDOW, timedelta(hours=1), seed=42),
+        ]
+    )
+    labels = data.sample(80, seed=6).select(
+        "transaction_id",
+        "user_id",
+        "wallet_address",
+        is_fraud=pl.lit(1, pl.UInt8),
+        fraud_type=pl.lit("amount_spike"),
+        labeled_at=pl.col("timestamp") + pl.duration(hours=2),
+        source=pl.lit("analyst"),
+    )
+    return data, labels
+
+
+def _from_raw_rows(data: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+    hour = data.filter(pl.col("timestamp") >= WINDOW, pl.col("timestamp") < END)
+    return extract_features(hour, data.filter(pl.col("timestamp") < WINDOW), labels).sort(
+        "transaction_id"
+    )
+
+
+def _from_database(client) -> pl.DataFrame:
+    inputs = load_feature_inputs(client, WINDOW, END)
+    assert inputs.history.get_column("agg_rows").is_not_null().sum() > 0, "nothing summarised"
+    return extract_features(*inputs).sort("transaction_id")
+
+
+def _insert(client, data: pl.DataFrame, labels: pl.DataFrame | None = None) -> None:
+    insert_frame(client, "crypto_transactions", data)
+    if labels is not None:
+        insert_frame(client, "transaction_labels", labels)
+
+
+def _plan(client, sql: str) -> str:
+    start, end = WINDOW, END
+    summary_start = h._hour(end - timedelta(microseconds=1)) - timedelta(days=30)
+    parameters = {
+        "start": h._micros(start),
+        "end": h._micros(end),
+        "history_start": h._micros(summary_start),
+        "summary_start": h._micros(summary_start),
+        "summary_end": h._micros(start - h.VELOCITY_REACH),
+        **h._day_split(summary_start, start - h.VELOCITY_REACH),
+    }
+    rows = client.query(
+        f"EXPLAIN projections = 1 {sql}", parameters=parameters, settings=h.SUMMARY_SETTINGS
+    ).result_rows
+    return "\n".join(r[0] for r in rows)
+
+
+def test_history_queries_read_the_daily_projection(clickhouse):
+    """The projection's aggregates must match the loader's: else it silently goes unused."""
+    data, labels = _world()
+    with clickhouse.get_client() as client:
+        _insert(client, data, labels)
+        assert "ReadFromMergeTree (user_daily)" in _plan(client, h.SUMMARY_SQL)
+        assert "ReadFromMergeTree (user_daily)" in _plan(client, h.LATEST_TIMES_SQL)
+
+
+def test_same_features_as_raw_rows_through_late_rows_duplicates_and_regeneration(clickhouse):
+    data, labels = _world()
+    # Late rows: a second insert into days already summarised (its own parts), one of
+    # them a duplicate id of an earlier row and one each user's newest summarised row.
+    late = random_transactions(400, 40, WINDOW - timedelta(days=29), timedelta(days=27), 43)
+    duplicate = data.filter(pl.col("timestamp") < WINDOW - timedelta(days=3)).head(1)
+    newest = random_transactions(40, 40, WINDOW - timedelta(hours=25), timedelta(minutes=30), 44)
+    everything = pl.concat([data, late, duplicate, newest])
+    with clickhouse.get_client() as client:
+        _insert(client, data, labels)
+        first = _from_database(client)
+        _insert(client, pl.concat([late, duplicate, newest]))
+        with_late_rows = _from_database(client)
+        assert with_late_rows.equals(_from_database(client)), "a rerun reads the same"
+        assert with_late_rows.equals(_from_raw_rows(everything, labels))
+        assert not with_late_rows.equals(first), "the late rows count"
+
+        # Regenerating a range: a lightweight delete rebuilds the projection of its parts.
+        day = WINDOW - timedelta(days=10)
+        delete_range(client, int(day.timestamp()), int((day + timedelta(days=2)).timestamp()))
+        kept = everything.filter(
+            (pl.col("timestamp") < day) | (pl.col("timestamp") >= day + timedelta(days=2))
+        )
+        assert _from_database(client).equals(
+            _from_raw_rows(
+                kept,
+                labels.filter(pl.col("transaction_id").is_in(kept["transaction_id"].implode())),
+            )
+        )
+
+
+def test_parts_without_the_projection_give_the_same_features(clickhouse):
+    data, labels = _world()
+    with clickhouse.get_client() as client:
+        _insert(client, data, labels)
+        with_projection = _from_database(client)
+        client.command(
+            "ALTER TABLE crypto_transactions CLEAR PROJECTION user_daily IN PARTITION 202502",
+            settings={"mutations_sync": 2},
+        )
+        assert _from_database(client).equals(with_projection)
+    assert with_projection.equals(_from_raw_rows(data, labels))
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "days", "head", "tail"),
+    [
+        # hour-aligned hourly scoring: a partial day at each end
+        (
+            datetime(2025, 1, 30, 6, tzinfo=UTC),
+            datetime(2025, 2, 28, 5, 59, 59, 999999, tzinfo=UTC),
+            (date(2025, 1, 31), date(2025, 2, 27)),
+            (datetime(2025, 1, 30, 6, tzinfo=UTC), datetime(2025, 1, 31, tzinfo=UTC)),
+            (datetime(2025, 2, 28, tzinfo=UTC), datetime(2025, 2, 28, 6, tzinfo=UTC)),
+        ),
+        # midnight to midnight: whole days only
+        (
+            datetime(2025, 1, 30, tzinfo=UTC),
+            datetime(2025, 2, 1, tzinfo=UTC) - timedelta(microseconds=1),
+            (date(2025, 1, 30), date(2025, 1, 31)),
+            (datetime(2025, 1, 30, tzinfo=UTC), datetime(2025, 1, 30, tzinfo=UTC)),
+            (datetime(2025, 2, 1, tzinfo=UTC), datetime(2025, 2, 1, tzinfo=UTC)),
+        ),
+        # inside one day, and across one midnight without a whole day: all raw rows
+        (
+            datetime(2025, 1, 30, 6, tzinfo=UTC),
+            datetime(2025, 1, 30, 20, tzinfo=UTC),
+            None,
+            (datetime(2025, 1, 30, 6, tzinfo=UTC), datetime(2025, 1, 30, 20, 0, 0, 1, tzinfo=UTC)),
+            None,
+        ),
+        (
+            datetime(2025, 1, 30, 6, tzinfo=UTC),
+            datetime(2025, 1, 31, 5, tzinfo=UTC),
+            None,
+            (datetime(2025, 1, 30, 6, tzinfo=UTC), datetime(2025, 1, 31, 5, 0, 0, 1, tzinfo=UTC)),
+            None,
+        ),
+    ],
+)
+def test_the_summarised_range_splits_into_whole_days_and_the_rest(start, end, days, head, tail):
+    split = h._day_split(start, end)
+    if days is None:
+        assert split["first_day"] > split["last_day"], "no whole day"
+        assert split["tail_start"] == split["tail_end"], "nothing after"
+    else:
+        assert (split["first_day"], split["last_day"]) == days
+        assert (split["tail_start"], split["tail_end"]) == tuple(h._micros(t) for t in tail)
+    assert (split["head_start"], split["head_end"]) == tuple(h._micros(t) for t in head)
