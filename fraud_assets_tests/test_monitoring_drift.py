@@ -230,3 +230,29 @@ def test_an_hour_without_a_reference_or_rows_is_not_judged(generated_day):
     assert verdicts[0].version == "v-unreferenced" and not verdicts[0].series
     assert "no feature reference stored" in verdicts[0].note
     assert verdicts[1].note == "no rows in this hour" and not verdicts[1].series
+
+
+def test_snapshot_keeps_quiet_hours_whole_and_samples_busy_ones_the_same_way_twice():
+    names = snapshots.monitored_features()
+    start = T0
+    rng = np.random.default_rng(3)
+    busy, quiet = 5000, 300
+    frame = pl.DataFrame(
+        {
+            "transaction_id": [f"t{i:06d}" for i in range(busy + quiet)],
+            "timestamp": [start + timedelta(seconds=i % 3600) for i in range(busy)]
+            + [start + timedelta(hours=1, seconds=i) for i in range(quiet)],
+            "model_version": "v1",
+            **{n: rng.normal(size=busy + quiet) for n in names},
+        }
+    )
+    snapshot = snapshots.snapshot_frame(frame, rows_per_hour=1000)
+    per_hour = snapshot.group_by(pl.col("timestamp").dt.hour()).len().sort("timestamp")
+    assert per_hour["len"].to_list() == [1000, quiet]
+    assert snapshot.equals(snapshots.snapshot_frame(frame, rows_per_hour=1000)), "a rerun"
+    sampled = snapshot.filter(pl.col("timestamp") < start + timedelta(hours=1))
+    assert sampled["transaction_id"].is_unique().all()
+    # uniform: the sample's mean of a feature is close to the hour's
+    hour = frame.head(busy)
+    assert abs(sampled[names[0]].mean() - hour[names[0]].mean()) < 0.15
+    assert snapshots.snapshot_frame(frame).height == busy + quiet, "under the cap: whole"
