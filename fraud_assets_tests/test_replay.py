@@ -5,10 +5,14 @@ gate because nothing is active; a deliberately worse second candidate (its
 combiner's weights negated, so it ranks frauds lowest) is refused, its
 verdict stored, the first bundle kept; the retrained, honest candidate then
 passes and is promoted with its risk mapped onto the first bundle's scale.
+Also: a replay in small chunks gives the one-pass outcomes and verdict, and
+``calculate_thresholds`` with capacity options keeps the training window's
+review volume at the capacity.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
@@ -18,9 +22,15 @@ import pytest
 
 from fraud_assets import registry
 from fraud_assets.assets import training
-from fraud_assets.assets.replay_steps import decide, replay_window_features
-from fraud_assets.bundle import ModelThresholds
+from fraud_assets.assets.replay_steps import (
+    decide,
+    replay_chunks,
+    replay_outcomes,
+    replay_window_features,
+)
+from fraud_assets.bundle import ModelThresholds, ScoringBundle
 from fraud_assets.bundle_loader import load_bundle
+from fraud_assets.evaluation import replay as comparison
 from fraud_assets.generator.config import GeneratorConfig
 from fraud_assets.generator.load import generate_into_clickhouse
 from fraud_assets.io.model_store import ModelStore
@@ -187,7 +197,7 @@ def test_a_worse_candidate_is_refused_and_the_active_bundle_kept(env: Env, first
     replay = _metadata(result, "replay_backtest")
     assert replay["passed"] is False and "frauds caught" in replay["reason"]
     assert "| check |" in replay["comparison"] and "**no**" in replay["comparison"]
-    assert replay["replay_rows"] > 1000
+    assert replay["replay_rows"] > 1000 and replay["replay_chunks"] == 14  # a day at a time
     verdict = _verdict(env, candidate)
     assert not verdict.passed and verdict.active_version == active
     assert verdict.report["candidate"]["caught"] < verdict.report["active"]["caught"]
@@ -219,3 +229,97 @@ def test_an_honest_retrained_candidate_passes_and_is_mapped_onto_the_active_scal
     old_risk, _ = decide(reference, features)
     quantiles = [0.5, 0.9, 0.99]
     assert np.abs(np.quantile(new_risk, quantiles) - np.quantile(old_risk, quantiles)).max() < 5.0
+
+
+def test_replay_chunks_tile_the_window_and_refuse_a_bad_size():
+    start = SECOND_END - timedelta(weeks=2)
+    chunks = replay_chunks(start, SECOND_END, 24 * 5)
+    assert [c[0] for c in chunks] == [start + timedelta(days=d) for d in (0, 5, 10)]
+    assert chunks[-1] == (start + timedelta(days=10), SECOND_END)
+    assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:], strict=False))
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="chunk_hours"):
+            replay_chunks(start, SECOND_END, bad)
+
+
+def _worse_copy(bundle: ScoringBundle) -> ScoringBundle:
+    """The bundle with its combiner's weights negated (a copy: loaded bundles are cached)."""
+    combiner = copy.deepcopy(bundle.thresholds.combiner)
+    assert combiner is not None, "the comparison needs a fitted combiner"
+    combiner.coef_ = -combiner.coef_
+    thresholds = dataclasses.replace(bundle.thresholds, combiner=combiner)
+    return dataclasses.replace(bundle, version="v-worse", thresholds=thresholds)
+
+
+def test_a_replay_in_small_chunks_gives_the_one_pass_outcomes_and_verdict(env: Env, first):
+    start, end = SECOND_END - timedelta(weeks=2), SECOND_END
+    matured_before = end - timedelta(days=5)
+    with env.clickhouse.get_client() as client:
+        active = load_bundle(client, training.model_version(FIRST_WEEK))
+        candidate = _worse_copy(active)
+        runs = {
+            hours: replay_outcomes(
+                client, candidate, active, start, end, matured_before, chunk_hours=hours
+            )
+            for hours in (13, 24 * 14)  # 26 chunks, the last one 11 hours; one chunk
+        }
+    chunked, whole = runs[13], runs[24 * 14]
+    assert (chunked["timing"]["chunks"], whole["timing"]["chunks"]) == (26, 1)
+    assert chunked["timing"]["rows"] == whole["timing"]["rows"] > 1000
+    assert chunked["timing"]["largest_chunk_rows"] < whole["timing"]["rows"] / 10
+    assert chunked["candidate"] == whole["candidate"] and chunked["active"] == whole["active"]
+    assert whole["active"].frauds >= 10 and whole["active"].caught > whole["candidate"].caught
+    tolerances = comparison.Tolerances()
+    verdicts = [comparison.compare(r["candidate"], r["active"], tolerances) for r in runs.values()]
+    assert verdicts[0] == verdicts[1] and not verdicts[0].passed
+    tables = [
+        comparison.markdown(r["candidate"], r["active"], v)
+        for r, v in zip(runs.values(), verdicts, strict=True)
+    ]
+    assert tables[0] == tables[1]
+
+
+CAPACITY = {"review_capacity_per_hour": 1.5, "block_precision_target": 0.5}
+
+
+def test_capacity_options_hold_the_training_windows_review_volume(env: Env, first):
+    """``calculate_thresholds`` materialized with the capacity options, then its bundle scores
+    the training window it was fit on: reviews per hour within 5% of the capacity (ties at
+    the cut and the subsample are the slack) and blocks at least as precise as the target."""
+    run = dg.materialize(
+        [*training.defs.assets],
+        selection=["calculate_thresholds"],
+        partition_key=FIRST_WEEK,
+        instance=env.instance,
+        resources=env.defs.resources,
+        run_config={"ops": {"calculate_thresholds": {"config": CAPACITY}}},
+        raise_on_error=False,
+    )
+    assert run.success, _errors(run)
+    notes = _metadata(run, "calculate_thresholds")["score_mapping"]
+    assert "reviews/hour for a capacity of 1.5" in notes and "block above risk" in notes
+
+    def load(asset: str):
+        return env.defs.load_asset_value(asset, partition_key=FIRST_WEEK, instance=env.instance)
+
+    bundle = ScoringBundle(
+        version=training.model_version(FIRST_WEEK),
+        scaler=load("feature_scaler"),
+        isolation_forest=load("train_isolation_forest"),
+        autoencoder=load("train_autoencoder"),
+        thresholds=load("calculate_thresholds"),
+    )
+    features = load("feature_engineering_train")
+    assert features.height <= 200_000, "the mapping was fit on every row of the window"
+    span = features["timestamp"].max() - features["timestamp"].min()
+    hours = span.total_seconds() / 3600.0
+    _, decision = decide(bundle, features)
+    reviews_per_hour = (decision == "review").sum() / hours
+    assert reviews_per_hour == pytest.approx(CAPACITY["review_capacity_per_hour"], rel=0.05)
+    with env.clickhouse.get_client() as client:  # as first trained: no capacity options
+        _, uncapped = decide(load_bundle(client, bundle.version), features)
+    assert abs((uncapped == "review").sum() / hours - reviews_per_hour) > 0.2 * reviews_per_hour
+    blocked = decision == "blocked"
+    assert blocked.sum() > 0
+    precision = features["is_fraud"].to_numpy()[blocked].mean()
+    assert precision >= CAPACITY["block_precision_target"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
@@ -125,3 +128,30 @@ def test_replay_comparison_refuses_a_worse_candidate_and_passes_an_equal_one():
     assert "false-positive rate" in flooded.reason
     table = replay.markdown(_outcome("v2", worse, fraud, matured), active, refused)
     assert "| frauds caught |" in table and "**no**" in table
+
+
+def test_a_replay_tallied_in_chunks_gives_the_one_pass_outcome_bit_for_bit():
+    rng = np.random.default_rng(13)  # data where summing chunk by chunk changes the float sum
+    n = 30_000
+    decision = rng.choice(["approved", "review", "blocked"], n, p=[0.9, 0.07, 0.03])
+    fraud = rng.random(n) < 0.05
+    matured = rng.random(n) < 0.7
+    amount = rng.lognormal(4.0, 3.0, n)  # spread magnitudes: float sums depend on their order
+    whole = replay.outcome("v", decision, fraud, amount, matured, 336.0)
+    tally = replay.Tally()
+    for rows in np.array_split(np.arange(n), 17):
+        tally.add(decision[rows], fraud[rows], amount[rows], matured[rows])
+    assert tally.outcome("v", 336.0) == whole
+    frauds = fraud & matured
+    assert whole.fraud_amount == math.fsum(amount[frauds])  # correctly rounded
+    assert whole.frauds == frauds.sum() and whole.transactions == n
+
+
+def test_exact_sum_is_exact_and_refuses_non_finite_amounts():
+    values = np.array([1e16, 1.0, -1e16, 0.5, -3.25, 5e-324])
+    assert replay.exact_sum(values) == sum(Fraction(v) for v in values.tolist())
+    assert replay.exact_sum(np.array([])) == 0
+    with pytest.raises(ValueError, match="finite"):
+        replay.exact_sum(np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match="one value per row"):
+        replay.Tally().add(["review"], [1, 0], [1.0], [True])

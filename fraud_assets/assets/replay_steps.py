@@ -1,8 +1,11 @@
 """Behind the weekly graph's score scale (``calculate_thresholds``) and replay gate (``replay_backtest``).
 
-Both score whole windows in memory with ``ScoringBundle.score``, the same
-layers, calibration, combiner and score mapping the hourly graph applies
-(``test_replay.py`` checks a replay against stored production decisions).
+Both score with ``ScoringBundle.score``, the same layers, calibration,
+combiner and score mapping the hourly graph applies (``test_replay.py``
+checks a replay against stored production decisions). The score scale is fit
+on an in-memory subsample; the replay reads, scores and counts its window a
+chunk (default a day) at a time, so its memory follows the chunk, not the
+window.
 """
 
 from __future__ import annotations
@@ -137,7 +140,7 @@ def fit_score_scale(
 
 
 def replay_window_features(client, start: datetime, end: datetime, known_by: datetime):
-    """The window's features in one pass (history read once), with the labels known by ``known_by``.
+    """The window's features (history read once), with the labels known by ``known_by``.
 
     The rows are those the hourly graph scores: invalid and already-claimed
     transactions are left out as its validation quarantines them.
@@ -156,6 +159,20 @@ def replay_window_features(client, start: datetime, end: datetime, known_by: dat
     ).with_columns(pl.col("is_fraud").fill_null(0))
 
 
+def replay_chunks(start: datetime, end: datetime, hours: int) -> list[tuple[datetime, datetime]]:
+    """[start, end) cut into consecutive ``hours``-long windows (the last one may be shorter)."""
+    if isinstance(hours, bool) or not isinstance(hours, int) or hours < 1:
+        raise ValueError(f"chunk_hours must be a whole number of hours ≥ 1, got {hours!r}")
+    if end <= start:
+        raise ValueError(f"empty replay window: {start} is not before {end}")
+    step = timedelta(hours=hours)
+    bounds = []
+    while start < end:
+        bounds.append((start, min(start + step, end)))
+        start += step
+    return bounds
+
+
 def replay_gate(
     clickhouse,
     candidate: ScoringBundle,
@@ -165,10 +182,13 @@ def replay_gate(
     weeks: int,
     label_delay_days: int,
     tolerances: replay.Tolerances,
+    chunk_hours: int = 24,
 ) -> dict[str, Any]:
     """Replay ``weeks`` of traffic before ``end`` with the candidate and the active bundle,
-    compare them on matured labels and store the verdict in the registry."""
+    ``chunk_hours`` at a time, compare them on matured labels and store the verdict in the
+    registry."""
     start = end - timedelta(weeks=weeks)
+    replay_chunks(start, end, chunk_hours)  # a bad chunk size fails before anything is read
     matured_before = end - timedelta(days=label_delay_days)
     verdict = registry.ReplayVerdict(
         version=candidate.version,
@@ -191,7 +211,15 @@ def replay_gate(
             verdict.reason = f"{candidate.version} is already the active bundle"
         else:
             verdict.active_version = active.version
-            result = _replay(client, candidate, active_bundle(client), start, end, matured_before)
+            result = replay_outcomes(
+                client,
+                candidate,
+                active_bundle(client),
+                start,
+                end,
+                matured_before,
+                chunk_hours=chunk_hours,
+            )
             judged = replay.compare(result["candidate"], result["active"], tolerances)
             verdict.passed, verdict.reason = judged.passed, judged.reason
             verdict.report |= {
@@ -213,31 +241,54 @@ def replay_gate(
     }
 
 
-def _replay(client, candidate, active, start, end, matured_before) -> dict[str, Any]:
+def replay_outcomes(
+    client,
+    candidate: ScoringBundle,
+    active: ScoringBundle,
+    start: datetime,
+    end: datetime,
+    matured_before: datetime,
+    *,
+    chunk_hours: int = 24,
+) -> dict[str, Any]:
+    """Both bundles' ``replay.Outcome`` on [start, end), read and scored one chunk at a time.
+
+    Each chunk is featurised as a single-run backfill of its hours would be
+    (its own history read, labels known at ``end``); only the counts are kept.
+    """
     started = time.perf_counter()
-    features = replay_window_features(client, start, end, known_by=end)
-    featured = time.perf_counter()
+    tallies = {"candidate": replay.Tally(), "active": replay.Tally()}
+    reading = scoring = 0.0
+    rows = largest = 0
+    chunks = replay_chunks(start, end, chunk_hours)
+    for chunk_start, chunk_end in chunks:
+        began = time.perf_counter()
+        features = replay_window_features(client, chunk_start, chunk_end, known_by=end)
+        read = time.perf_counter()
+        reading += read - began
+        if features.height == 0:  # an hour range with no traffic: nothing to decide
+            continue
+        matured = (features["timestamp"] < matured_before).to_numpy()
+        is_fraud, amount = features["is_fraud"].to_numpy(), features["amount"].to_numpy()
+        for name, bundle in (("candidate", candidate), ("active", active)):
+            _, decision = decide(bundle, features)
+            tallies[name].add(decision, is_fraud, amount, matured)
+        scoring += time.perf_counter() - read
+        rows, largest = rows + features.height, max(largest, features.height)
+        del features, matured, is_fraud, amount
     hours = (end - start).total_seconds() / 3600.0
-    matured = (features["timestamp"] < matured_before).to_numpy()
-    outcomes = {}
-    for name, bundle in (("candidate", candidate), ("active", active)):
-        _, decision = decide(bundle, features)
-        outcomes[name] = replay.outcome(
-            bundle.version,
-            decision,
-            features["is_fraud"].to_numpy(),
-            features["amount"].to_numpy(),
-            matured,
-            hours,
-        )
-    finished = time.perf_counter()
-    rows = features.height
-    return outcomes | {
+    wall = time.perf_counter() - started
+    return {
+        "candidate": tallies["candidate"].outcome(candidate.version, hours),
+        "active": tallies["active"].outcome(active.version, hours),
         "timing": {
             "rows": rows,
-            "features_seconds": round(featured - started, 2),
-            "scoring_seconds": round(finished - featured, 2),
-            "wall_seconds": round(finished - started, 2),
-            "rows_per_second": round(rows / max(finished - started, 1e-9), 1),
-        }
+            "chunks": len(chunks),
+            "chunk_hours": chunk_hours,
+            "largest_chunk_rows": largest,
+            "features_seconds": round(reading, 2),
+            "scoring_seconds": round(scoring, 2),
+            "wall_seconds": round(wall, 2),
+            "rows_per_second": round(rows / max(wall, 1e-9), 1),
+        },
     }

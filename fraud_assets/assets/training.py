@@ -613,6 +613,11 @@ def a_b_test(
 
 class ReplayConfig(dg.Config):
     weeks: int = Field(2, description="Weeks of traffic before the partition end to replay.")
+    chunk_hours: int = Field(
+        24,
+        description="Hours of traffic read and scored at a time: memory follows the chunk, not "
+        "the window; the verdict is the same for any chunk size.",
+    )
     label_delay_days: int = Field(
         5,
         description="Transactions older than this (at the partition end) have matured labels "
@@ -665,9 +670,9 @@ class ReplayConfig(dg.Config):
     deps=[validate_models],
     kinds={"clickhouse"},
     description="Replay gate: the last 2 weeks of traffic in ClickHouse scored by the candidate "
-    "and the active bundle side by side, in memory and in one pass; compared on matured labels "
-    "(frauds caught and their amount, false-positive rate, block precision) and reviews per "
-    "hour. The candidate passes unless worse beyond the tolerances; the verdict and its reason "
+    "and the active bundle side by side, a day at a time with only counts kept; compared on "
+    "matured labels (frauds caught and their amount, false-positive rate, block precision) and "
+    "reviews per hour. The candidate passes unless worse beyond the tolerances; the verdict and its reason "
     "go to model_replay_verdicts. Production tables are only read.",
 )
 def replay_backtest(
@@ -694,6 +699,7 @@ def replay_backtest(
         weeks=config.weeks,
         label_delay_days=config.label_delay_days,
         tolerances=config.tolerances(),
+        chunk_hours=config.chunk_hours,
     )
     timing = verdict["timing"]
     context.add_output_metadata(

@@ -5,12 +5,17 @@ the same features). Label metrics count only matured transactions (older
 than the label delay, labels known at the window's end); review volume counts
 the whole window. The candidate passes when it is not worse than the active
 bundle beyond the tolerances. Pure: arrays in, numbers and text out.
+
+A window too large for memory is replayed in chunks: each chunk's decisions
+are added to a ``Tally`` (counts and exact amount sums) and dropped, so the
+outcome, and hence the verdict, is the same whatever the chunking.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -73,6 +78,74 @@ class Outcome:
         }
 
 
+def exact_sum(values: Any) -> Fraction:
+    """The exact sum of float64 ``values``: partial sums add up to the one-pass sum, bit for bit.
+
+    Each value is an integer mantissa times a power of two (``frexp``); the
+    mantissas are summed per exponent as split 26-bit halves, which int64
+    holds without overflow for up to 2**36 values.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if not np.isfinite(values).all():
+        raise ValueError("amounts to sum must be finite")
+    mantissa, exponent = np.frexp(values)
+    integers = (mantissa * 2.0**53).astype(np.int64)
+    total = Fraction(0)
+    for power in np.unique(exponent).tolist():
+        part = integers[exponent == power]
+        whole = (int((part >> 26).sum()) << 26) + int((part & (2**26 - 1)).sum())
+        total += Fraction(whole) * Fraction(2) ** (power - 53)
+    return total
+
+
+@dataclass
+class Tally:
+    """One bundle's sufficient statistics, added up chunk by chunk (see ``outcome``)."""
+
+    transactions: int = 0
+    matured: int = 0
+    frauds: int = 0
+    caught: int = 0
+    fraud_amount: Fraction = field(default_factory=Fraction)
+    caught_amount: Fraction = field(default_factory=Fraction)
+    false_positives: int = 0
+    legitimate: int = 0
+    reviews: int = 0
+    blocked: int = 0
+    blocked_matured: int = 0
+    blocked_frauds: int = 0
+
+    def add(self, decision: Any, is_fraud: Any, amount: Any, matured: Any) -> Tally:
+        """Count the ``decision`` (approved / review / blocked) of each row of one chunk."""
+        decision = np.asarray(decision)
+        matured = np.asarray(matured).astype(bool)
+        fraud = np.asarray(is_fraud).astype(bool) & matured
+        amount = np.asarray(amount, dtype=np.float64)
+        if not decision.shape == matured.shape == fraud.shape == amount.shape:
+            raise ValueError("decision, is_fraud, amount and matured need one value per row")
+        flagged = decision != "approved"
+        blocked = decision == "blocked"
+        legitimate = matured & ~fraud
+        self.transactions += int(decision.size)
+        self.matured += int(matured.sum())
+        self.frauds += int(fraud.sum())
+        self.caught += int((flagged & fraud).sum())
+        self.fraud_amount += exact_sum(amount[fraud])
+        self.caught_amount += exact_sum(amount[flagged & fraud])
+        self.false_positives += int((flagged & legitimate).sum())
+        self.legitimate += int(legitimate.sum())
+        self.reviews += int((decision == "review").sum())
+        self.blocked += int(blocked.sum())
+        self.blocked_matured += int((blocked & matured).sum())
+        self.blocked_frauds += int((blocked & fraud).sum())
+        return self
+
+    def outcome(self, version: str, hours: float) -> Outcome:
+        counts = asdict(self)
+        amounts = {k: float(counts.pop(k)) for k in ("fraud_amount", "caught_amount")}
+        return Outcome(version=version, hours=float(hours), **counts, **amounts)
+
+
 def outcome(
     version: str,
     decision: Any,
@@ -82,29 +155,7 @@ def outcome(
     hours: float,
 ) -> Outcome:
     """Counts of one bundle's ``decision`` (approved / review / blocked) per row."""
-    decision = np.asarray(decision)
-    fraud = np.asarray(is_fraud).astype(bool) & np.asarray(matured).astype(bool)
-    matured = np.asarray(matured).astype(bool)
-    amount = np.asarray(amount, dtype=np.float64)
-    flagged = decision != "approved"
-    blocked = decision == "blocked"
-    legitimate = matured & ~fraud
-    return Outcome(
-        version=version,
-        transactions=int(decision.size),
-        hours=float(hours),
-        matured=int(matured.sum()),
-        frauds=int(fraud.sum()),
-        caught=int((flagged & fraud).sum()),
-        fraud_amount=float(amount[fraud].sum()),
-        caught_amount=float(amount[flagged & fraud].sum()),
-        false_positives=int((flagged & legitimate).sum()),
-        legitimate=int(legitimate.sum()),
-        reviews=int((decision == "review").sum()),
-        blocked=int(blocked.sum()),
-        blocked_matured=int((blocked & matured).sum()),
-        blocked_frauds=int((blocked & fraud).sum()),
-    )
+    return Tally().add(decision, is_fraud, amount, matured).outcome(version, hours)
 
 
 @dataclass(frozen=True)
