@@ -209,18 +209,28 @@ def generate_data(args: argparse.Namespace) -> None:
     )
 
 
-def settle() -> None:
-    """Apply pending migrations and wait for their mutations (a projection built for the
-    rows already there), so that no measured path pays for them or runs without them."""
+def _mutations_running(client) -> int:
+    return client.query("SELECT count() FROM system.mutations WHERE NOT is_done").result_rows[0][0]
+
+
+def settle(args: argparse.Namespace) -> None:
+    """Reused data brought up to the code: pending migrations applied and their mutations
+    (a projection built for the rows already there) finished, so that no measured path pays
+    for them or runs without them; a bundle trained on other feature columns retrained."""
+    from fraud_assets import registry
+    from fraud_assets.bundle_loader import load_component
     from fraud_assets.clickhouse import ClickHouseResource
+    from fraud_assets.features import FEATURE_COLUMNS
 
     began = time.perf_counter()
     with ClickHouseResource().get_client() as client:
-        while client.query("SELECT count() FROM system.mutations WHERE NOT is_done").result_rows[0][
-            0
-        ]:
+        while _mutations_running(client):
             time.sleep(1)
+        scaler = load_component(client, registry.active_version(client), "scaler")
     print(f"data: migrations applied and settled in {time.perf_counter() - began:.1f} s")
+    if list(scaler.columns) != list(FEATURE_COLUMNS):
+        print("bundle: trained on other feature columns, retraining", flush=True)
+        train_bundle(args)
 
 
 def train_bundle(args: argparse.Namespace) -> None:
@@ -394,7 +404,7 @@ def main() -> None:
 
     phases = {
         "generate": lambda: generate_data(args),
-        "settle": settle,
+        "settle": lambda: settle(args),
         "train": lambda: train_bundle(args),
         "job": lambda: run_job(args, args.index),
         "steps": lambda: run_steps(args, args.index, in_memory=False),
