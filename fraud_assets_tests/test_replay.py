@@ -242,6 +242,21 @@ def test_replay_chunks_tile_the_window_and_refuse_a_bad_size():
             replay_chunks(start, SECOND_END, bad)
 
 
+def test_a_bad_chunk_size_fails_the_replay_step_at_once_without_retries(env: Env, first):
+    result = dg.materialize(
+        [*training.defs.assets],
+        selection=["replay_backtest"],
+        partition_key=FIRST_WEEK,
+        instance=env.instance,
+        resources=env.defs.resources,
+        run_config={"ops": {"replay_backtest": {"config": {"chunk_hours": 0}}}},
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "chunk_hours must be a whole number of hours ≥ 1, got 0" in _errors(result)
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
 def _worse_copy(bundle: ScoringBundle) -> ScoringBundle:
     """The bundle with its combiner's weights negated (a copy: loaded bundles are cached)."""
     combiner = copy.deepcopy(bundle.thresholds.combiner)

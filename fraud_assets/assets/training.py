@@ -25,7 +25,12 @@ import polars as pl
 from pydantic import Field
 
 from fraud_assets import registry
-from fraud_assets.assets.replay_steps import active_bundle, fit_score_scale, replay_gate
+from fraud_assets.assets.replay_steps import (
+    active_bundle,
+    fit_score_scale,
+    replay_chunks,
+    replay_gate,
+)
 from fraud_assets.assets.training_steps import (
     ab_test_verdict,
     artifact_ref,
@@ -684,6 +689,11 @@ def replay_backtest(
     train_autoencoder,
     calculate_thresholds: ModelThresholds,
 ) -> JsonReport:
+    end = context.partition_time_window.end
+    try:
+        replay_chunks(end - timedelta(weeks=config.weeks), end, config.chunk_hours)
+    except ValueError as exc:  # a bad configuration: no retry can fix it
+        raise dg.Failure(str(exc), allow_retries=False) from None
     candidate = ScoringBundle(
         version=model_version(context.partition_key),
         scaler=feature_scaler,
@@ -695,7 +705,7 @@ def replay_backtest(
         clickhouse,
         candidate,
         context.partition_key,
-        context.partition_time_window.end,
+        end,
         weeks=config.weeks,
         label_delay_days=config.label_delay_days,
         tolerances=config.tolerances(),
