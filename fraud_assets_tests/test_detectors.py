@@ -243,6 +243,20 @@ def test_autoencoder_batch_norm_is_folded_into_the_numpy_forward_pass(autoencode
     assert restored.batch_norm and restored.dropout == 0.2
 
 
+def test_autoencoder_torch_initializer_draws_like_pytorch_linear_layers():
+    import keras
+
+    detector = AutoencoderDetector(hidden_units=(64,), latent_dim=32, initializer="torch")
+    _, blocks = detector._build(keras, 16, detector._layer_plan(16))
+    for (dense, _), fan_in in zip(blocks, (16, 64, 32, 64), strict=True):
+        bound = 1 / np.sqrt(fan_in)
+        for weights in (dense.kernel.numpy(), dense.bias.numpy()):
+            assert np.abs(weights).max() <= bound + 1e-7
+            assert np.abs(weights).max() > 0.8 * bound  # uniform over the range, biases too
+    with pytest.raises(ValueError, match="initializer"):
+        AutoencoderDetector(initializer="he", epochs=1).fit(np.ones((10, 3)))
+
+
 def test_autoencoder_architecture_history_and_latent(autoencoder):
     detector, X = autoencoder
     assert [W.shape for W, _, _ in detector.layers_] == [(8, 30), (30, 10), (10, 30), (30, 8)]

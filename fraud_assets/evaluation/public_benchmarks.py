@@ -59,8 +59,8 @@ IF_TOLERANCE = 0.02
 ENSEMBLE_TOLERANCE = 0.02  # per dataset, ROC-AUC below the better single detector
 
 # PyOD 2.0.1 AutoEncoder defaults ([P1]): d → 64 → 32 → 64 → d, each hidden block
-# Linear → BatchNorm → ReLU → Dropout(0.2), Adam 1e-3, 10 epochs, batch 32, no early
-# stopping. Not reproduced: its 1e-5 weight decay and PyTorch's weight initialisation.
+# Linear → BatchNorm → ReLU → Dropout(0.2), PyTorch's initial weights, Adam 1e-3,
+# 10 epochs, batch 32, no early stopping. Not reproduced: its 1e-5 weight decay.
 PYOD_AUTOENCODER: dict[str, Any] = {
     "hidden_units": (64,),
     "latent_dim": 32,
@@ -68,6 +68,7 @@ PYOD_AUTOENCODER: dict[str, Any] = {
     "latent_activation": "relu",
     "dropout": 0.2,
     "batch_norm": True,
+    "initializer": "torch",
     "epochs": 10,
     "batch_size": 32,
     "validation_fraction": 0.0,
