@@ -23,7 +23,6 @@ from fraud_assets.detectors.reasons import HourReasons, ReasonConfig, reasons_fo
 from fraud_assets.detectors.rules import RuleConfig, RuleMatrix, StatisticalRules
 from fraud_assets.detectors.score_mapping import ScoreMapping
 from fraud_assets.detectors.stacking import StackedCombiner
-from fraud_assets.features.catalog import FEATURE_COLUMNS
 
 
 @dataclass
@@ -107,9 +106,13 @@ class ScoringBundle:
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
 
     def matrix(self, features: pl.DataFrame) -> np.ndarray:
-        """The scaled model input, columns in FEATURE_COLUMNS order."""
-        raw = features.select(FEATURE_COLUMNS).to_numpy().astype(np.float32, copy=False)
-        return np.asarray(self.scaler.transform(raw), dtype=np.float32)
+        """The scaled model input: the columns this bundle was trained on (``scaler.columns``,
+        in its order), which an older bundle may have fewer of than ``FEATURE_COLUMNS``.
+
+        The scaler reads them from the frame as the hourly graph's layers do, so a row
+        gets the same input here as there.
+        """
+        return np.asarray(self.scaler.transform(features), dtype=np.float32)
 
     def statistical(self, features: pl.DataFrame) -> tuple[np.ndarray, RuleMatrix]:
         """Statistical risk and the fired-rule matrix (``RuleMatrix.flags()`` lists them per row)."""

@@ -168,6 +168,28 @@ def test_rule_and_baseline_points_rank_and_word_the_reasons():
     assert explain(values, fired, RULE_NAMES, POINTS).codes[1] == ["device_country", "new_wallet"]
 
 
+def test_each_baseline_declares_exactly_the_columns_it_reads():
+    """What lets a frame without a column (features an older pipeline lacked) skip the
+    baselines that need it."""
+    values = _values(rows=2)
+    for baseline in BASELINES:
+        own = {c: values[c] for c in baseline.columns}
+        assert baseline.points(own).shape == (2,), baseline.name
+        for column in baseline.columns:
+            with pytest.raises(KeyError, match=column):
+                baseline.points({k: v for k, v in own.items() if k != column})
+
+
+def test_a_missing_feature_drops_its_baselines_and_its_numbers_not_the_row():
+    values = _values(rows=1, amount=4200.0, amount_to_user_avg=14.2)
+    fired = _fired(AMOUNT_SPIKE, rows=1)
+    del values["amount_to_user_avg"], values["is_recent_device_for_user"]
+    result = explain(values, fired, RULE_NAMES, POINTS)
+    # The rule still speaks, in its words without the ratio the phrase would quote.
+    assert result.codes == [["amount"]]
+    assert result.texts == [["amount over 10× user's 30-day average"]]
+
+
 def test_model_attributions_add_points_to_the_codes_of_their_features():
     values = _values(rows=1, geo_distance_km=9000.0, geo_velocity_kmh=12000.0, country_changed=1)
     columns = list(FEATURE_COLUMNS)

@@ -50,7 +50,7 @@ from fraud_assets.detectors.calibration import ScoreCalibrator
 from fraud_assets.detectors.thresholds import ThresholdStrategy, fit_threshold
 from fraud_assets.evaluation.replay import Tolerances
 from fraud_assets.evaluation.tables import scenario_table
-from fraud_assets.features import FEATURE_COLUMNS, FeatureScaler, extract_features
+from fraud_assets.features import FeatureScaler, extract_features
 from fraud_assets.features.history import load_feature_inputs, load_transactions
 from fraud_assets.metadata_charts import line_chart, markdown_image
 from fraud_assets.notify import NotifierResource
@@ -147,11 +147,11 @@ def feature_engineering_train(
     )
     features = features.with_columns(window.select("split", "is_fraud", "fraud_type"))
     train = training_rows(features)
-    scaler = FeatureScaler().fit(train.select(FEATURE_COLUMNS).to_numpy())
+    scaler = FeatureScaler().fit(train)
     yield dg.Output(
         features,
         output_name="feature_engineering_train",
-        metadata={"dagster/row_count": features.height, "features": len(FEATURE_COLUMNS)},
+        metadata={"dagster/row_count": features.height, "features": len(scaler.columns)},
     )
     yield dg.Output(
         scaler,
@@ -185,9 +185,7 @@ def train_isolation_forest(
 ):
     from fraud_assets.detectors.isolation_forest import IsolationForestDetector
 
-    x = feature_scaler.transform(
-        training_rows(feature_engineering_train).select(FEATURE_COLUMNS).to_numpy()
-    )
+    x = feature_scaler.transform(training_rows(feature_engineering_train))
     started = time.perf_counter()
     detector = IsolationForestDetector(
         n_estimators=config.n_estimators,
@@ -228,9 +226,7 @@ def train_autoencoder(
 ):
     from fraud_assets.detectors.autoencoder import AutoencoderDetector
 
-    x = feature_scaler.transform(
-        training_rows(feature_engineering_train).select(FEATURE_COLUMNS).to_numpy()
-    )
+    x = feature_scaler.transform(training_rows(feature_engineering_train))
     started = time.perf_counter()
     detector = AutoencoderDetector(
         epochs=config.epochs,
@@ -323,12 +319,12 @@ def calculate_thresholds(
     train_autoencoder,
 ) -> dg.Output[ModelThresholds]:
     train = training_rows(feature_engineering_train)
-    x = feature_scaler.transform(train.select(FEATURE_COLUMNS).to_numpy())
+    x = feature_scaler.transform(train)
     strategy = ThresholdStrategy(config.strategy, config.params)
     labels = None
     if strategy.kind in ("f1_optimal", "youden"):
         labelled = feature_engineering_train.filter(pl.col("split") == "validation")
-        x = feature_scaler.transform(labelled.select(FEATURE_COLUMNS).to_numpy())
+        x = feature_scaler.transform(labelled)
         labels = labelled["is_fraud"].to_numpy()
     iso_scores = train_isolation_forest.anomaly_score(x)
     ae_scores = train_autoencoder.anomaly_score(x)

@@ -48,6 +48,7 @@ from fraud_assets.detectors.rules import gc_paused
 from fraud_assets.features.reason_wording import (
     BASELINE_WORDS,
     FEATURE_REASON,
+    PHRASE_COLUMNS,
     REASON_BY_CODE,
     REASON_CODES,
     RULE_REASON,
@@ -237,101 +238,139 @@ def _dormant(v: Mapping[str, np.ndarray]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Baseline:
-    """A comparison with the user's own history: its code, its points per row (0: not met)
-    and its points where it is just met (how the rule-and-baseline wording ranks it)."""
+    """A comparison with the user's own history: its code, the feature columns it reads, its
+    points per row (0: not met) and its points where it is just met (how the rule-and-baseline
+    wording ranks it)."""
 
     name: str
     code: str
+    columns: tuple[str, ...]
     points: Callable[[Mapping[str, np.ndarray]], np.ndarray]
     nominal: float
 
 
+_ACTIVE_BEFORE = "log_user_tx_count_before_24h"
 BASELINES: tuple[Baseline, ...] = (
     Baseline(
         "amount_vs_average",
         "amount",
+        ("user_tx_count_30d", "amount_to_user_avg"),
         lambda v: np.where(
             v["user_tx_count_30d"] >= 1, _log_ratio(v["amount_to_user_avg"], 3.0, 15.0, 60.0), 0.0
         ),
         15.0 * math.log2(3.0),
     ),
-    Baseline("burst_5min", "velocity", lambda v: _steps(v["tx_count_5m"], 3, 10.0, 40.0), 10.0),
+    Baseline(
+        "burst_5min",
+        "velocity",
+        ("tx_count_5m",),
+        lambda v: _steps(v["tx_count_5m"], 3, 10.0, 40.0),
+        10.0,
+    ),
     Baseline(
         "pace_vs_usual",
         "velocity",
+        ("velocity_1h_vs_30d",),
         lambda v: _log_ratio(v["velocity_1h_vs_30d"], 5.0, 15.0, 50.0),
         15.0 * math.log2(5.0),
     ),
     Baseline(
         "withdrawals_24h",
         "withdrawals",
+        ("withdraw_count_24h",),
         lambda v: _steps(v["withdraw_count_24h"], 5, 8.0, 40.0),
         8.0,
     ),
     Baseline(
-        "device_new_today", "device", lambda v: _new_today(v, "is_recent_device_for_user"), 15.0
+        "device_new_today",
+        "device",
+        ("is_recent_device_for_user", _ACTIVE_BEFORE),
+        lambda v: _new_today(v, "is_recent_device_for_user"),
+        15.0,
     ),
     Baseline(
-        "country_new_today", "country", lambda v: _new_today(v, "is_recent_country_for_user"), 15.0
+        "country_new_today",
+        "country",
+        ("is_recent_country_for_user", _ACTIVE_BEFORE),
+        lambda v: _new_today(v, "is_recent_country_for_user"),
+        15.0,
     ),
     Baseline(
         "wallet_new_today",
         "new_wallet",
+        ("type_withdraw", "is_recent_wallet_for_user"),
         lambda v: 10.0 * ((v["type_withdraw"] > 0.5) & (v["is_recent_wallet_for_user"] > 0.5)),
         10.0,
     ),
     Baseline(
         "near_limit_withdrawals",
         "structuring",
+        ("near_limit_withdrawals_24h",),
         lambda v: _steps(v["near_limit_withdrawals_24h"], 2, 20.0, 60.0),
         20.0,
     ),
-    Baseline("dormant_cash_out", "dormant", _dormant, 30.0),
+    Baseline(
+        "dormant_cash_out",
+        "dormant",
+        ("type_withdraw", "type_sell", "log_user_account_age_days", _ACTIVE_BEFORE),
+        _dormant,
+        30.0,
+    ),
     Baseline(
         "fast_travel",
         "travel",
+        ("country_changed", "geo_velocity_kmh"),
         lambda v: 30.0 * ((v["country_changed"] > 0.5) & (v["geo_velocity_kmh"] > 900.0)),
         30.0,
     ),
 )
-BASELINE_COLUMNS: tuple[str, ...] = (
-    "amount_to_user_avg", "user_tx_count_30d", "tx_count_5m", "velocity_1h_vs_30d",
-    "withdraw_count_24h", "is_recent_device_for_user", "is_recent_country_for_user",
-    "log_user_tx_count_before_24h", "type_withdraw", "type_sell", "is_recent_wallet_for_user",
-    "near_limit_withdrawals_24h", "log_user_account_age_days", "country_changed",
-    "geo_velocity_kmh",
-)  # fmt: skip
+BASELINE_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(c for b in BASELINES for c in b.columns))
 
 
 def _floats(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {name: np.asarray(values[name], dtype=np.float64) for name in BASELINE_COLUMNS}
+    """The baseline columns ``values`` holds, as float64 (an absent column is left out)."""
+    return {
+        name: np.asarray(values[name], dtype=np.float64)
+        for name in BASELINE_COLUMNS
+        if name in values
+    }
 
 
-def baseline_points(values: Mapping[str, np.ndarray]) -> np.ndarray:
+def _usable(v: Mapping[str, np.ndarray]) -> list[tuple[int, Baseline]]:
+    """The baselines whose columns are all present: a frame without a column (features an
+    older pipeline did not compute) simply lacks that comparison."""
+    return [(j, b) for j, b in enumerate(BASELINES) if all(c in v for c in b.columns)]
+
+
+def baseline_points(values: Mapping[str, np.ndarray], rows: int) -> np.ndarray:
     """(rows, codes): comparisons with the user's own history, stronger the further off."""
     v = _floats(values)
-    points = np.zeros((v["amount_to_user_avg"].size, len(REASON_CODES)))
-    for baseline in BASELINES:
+    points = np.zeros((rows, len(REASON_CODES)))
+    for _, baseline in _usable(v):
         points[:, CODE_INDEX[baseline.code]] += baseline.points(v)
     return points
 
 
-def baseline_bits(values: Mapping[str, np.ndarray]) -> np.ndarray:
+def baseline_bits(values: Mapping[str, np.ndarray], rows: int) -> np.ndarray:
     """One integer per row: bit ``j`` set when ``BASELINES[j]`` is met."""
     v = _floats(values)
-    bits = np.zeros(v["amount_to_user_avg"].size, dtype=np.int64)
-    for j, baseline in enumerate(BASELINES):
+    bits = np.zeros(rows, dtype=np.int64)
+    for j, baseline in _usable(v):
         bits |= (baseline.points(v) > 0).astype(np.int64) << j
     return bits
 
 
 def fold_device_country(points: np.ndarray, values: Mapping[str, np.ndarray]) -> np.ndarray:
     """Device and country evidence becomes the one "new device + new country" code when the
-    takeover rule fired, or when both speak and both are new today."""
+    takeover rule fired, or when both speak and both are new today (unknown without the
+    novelty columns: then only the rule folds them)."""
     points = points.copy()
-    new = (np.asarray(values["is_recent_device_for_user"]) > 0.5) & (
-        np.asarray(values["is_recent_country_for_user"]) > 0.5
-    )
+    if {"is_recent_device_for_user", "is_recent_country_for_user"} <= set(values):
+        new = (np.asarray(values["is_recent_device_for_user"]) > 0.5) & (
+            np.asarray(values["is_recent_country_for_user"]) > 0.5
+        )
+    else:
+        new = np.zeros(points.shape[0], dtype=bool)
     speak = (points[:, DEVICE] > 0) & (points[:, COUNTRY] > 0)
     both = (speak & new) | (points[:, DEVICE_COUNTRY] > 0)
     points[both, DEVICE_COUNTRY] += points[both, DEVICE] + points[both, COUNTRY]
@@ -374,7 +413,8 @@ class _Row(Mapping[str, float]):
 
 
 def phrase_rows(ranked: list[list[int]], values: Mapping[str, np.ndarray]) -> Explanation:
-    """Codes and the wording with each row's own numbers."""
+    """Codes and the wording with each row's own numbers (the static wording where a phrase
+    needs a column ``values`` lacks)."""
     columns = {
         name: np.asarray(column, dtype=np.float64).tolist() for name, column in values.items()
     }
@@ -384,8 +424,20 @@ def phrase_rows(ranked: list[list[int]], values: Mapping[str, np.ndarray]) -> Ex
         for i, row_codes in enumerate(ranked):
             row = _Row(columns, i)
             codes.append([REASON_CODES[k] for k in row_codes])
-            texts.append([reasons[k].phrase(row) for k in row_codes])
+            texts.append([_phrase(reasons[k], row) for k in row_codes])
     return Explanation(codes, texts)
+
+
+_PHRASE_COLUMNS = frozenset(PHRASE_COLUMNS)
+
+
+def _phrase(reason: Any, row: _Row) -> str:
+    try:
+        return reason.phrase(row)
+    except KeyError as exc:  # a feature this frame does not hold: the words without numbers
+        if exc.args and exc.args[0] in _PHRASE_COLUMNS:
+            return reason.static
+        raise
 
 
 def explain(
@@ -408,7 +460,10 @@ def explain(
     in ``feature_columns`` order (None leaves that layer out).
     """
     config = config or ReasonConfig()
-    points = rule_points(fired, rule_names, rule_risk_points) + baseline_points(values)
+    fired = np.asarray(fired)
+    points = rule_points(fired, rule_names, rule_risk_points) + baseline_points(
+        values, fired.shape[0]
+    )
     if ae_excess is not None or iso_credit is not None:
         codes = feature_code_matrix(feature_columns)
         if ae_excess is not None:
@@ -523,15 +578,20 @@ def reasons_for_rows(
     config: ReasonConfig | None = None,
 ) -> HourReasons:
     """Reason codes for every row of a scored frame (see the module docstring for which rows
-    are explained in full). ``features`` holds the model input columns of every row."""
+    are explained in full). ``features`` holds the model input columns of every row; the
+    baselines and the wording read whichever of their columns it holds."""
     config = config or ReasonConfig()
     n = features.height
     fired = np.asarray(fired, dtype=bool)
     rows = explained_rows(decision, total_risk, config)
     # Rules and baselines in static words, once per combination met.
-    values = {name: features.get_column(name).to_numpy() for name in BASELINE_COLUMNS}
+    values = {
+        name: features.get_column(name).to_numpy()
+        for name in BASELINE_COLUMNS
+        if name in features.columns
+    }
     rule_bits = fired.astype(np.int64) @ (np.int64(1) << np.arange(fired.shape[1], dtype=np.int64))
-    combo = rule_bits | (baseline_bits(values) << fired.shape[1])
+    combo = rule_bits | (baseline_bits(values, n) << fired.shape[1])
     distinct, index = _combinations(combo)
     table_codes, table_texts = [], []
     for key in distinct.tolist():
@@ -569,15 +629,23 @@ def explain_in_full(
     """Full reasons for ``rows`` of a scored frame: the model input of those rows through the
     bundle's scaler, both models' attributions, the rules and the baselines.
 
+    The models' attributions are over the bundle's own columns (``scaler.columns``:
+    those it was trained on, which may be fewer than the code's ``FEATURE_COLUMNS``);
+    the baselines and the wording read the frame's current features.
     The autoencoder's reference is every k-th row of the whole frame (about
     ``REFERENCE_ROWS``): what an ordinary row of the hour leaves unreconstructed.
     """
     columns = list(scaler.columns)
-    subset = features.select(columns)[pl.Series(rows, dtype=pl.UInt32)]
+    read = [
+        name
+        for name in dict.fromkeys([*columns, *PHRASE_COLUMNS, *BASELINE_COLUMNS])
+        if name in features.columns
+    ]
+    subset = features.select(read)[pl.Series(rows, dtype=pl.UInt32)]
     x = np.asarray(scaler.transform(subset), dtype=np.float32)
     step = max(1, features.height // REFERENCE_ROWS)
     reference = np.asarray(scaler.transform(features.select(columns)[::step]), dtype=np.float32)
-    values = {name: subset.get_column(name).to_numpy() for name in columns}
+    values = {name: subset.get_column(name).to_numpy() for name in read}
     return explain(
         values,
         fired[rows],

@@ -77,7 +77,7 @@ def main() -> None:
         print(f"  rows {features.height:,}; explained in full {rows.size:,}; "
               f"decisions {result.counts()}")  # fmt: skip
         values = {c: features.get_column(c).to_numpy() for c in r.BASELINE_COLUMNS}
-        timed("  of which: baseline signals on every row", r.baseline_bits, values)
+        timed("  of which: baseline signals on every row", r.baseline_bits, values, features.height)
         timed(
             "  of which: full explanations",
             r.explain_in_full,
