@@ -21,6 +21,7 @@ os.environ.pop("CLICKHOUSE_URL", None)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from fraud_assets.clickhouse import ClickHouseResource  # noqa: E402
+from fraud_assets_tests.postgres_support import postgres_cluster  # noqa: E402, F401 (fixture)
 
 
 @pytest.fixture

@@ -8,17 +8,13 @@ pointing at 127.0.0.1 instead of the ``user_code`` service.
 """
 
 import contextlib
-import glob
 import io
 import json
 import os
-import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -32,6 +28,11 @@ import pytest
 import yaml
 
 from fraud_assets.partitions import hourly_partitions
+from fraud_assets_tests.postgres_support import (
+    PostgresCluster,
+    free_port,
+    run_checked,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -41,92 +42,10 @@ PARTITION = "2025-03-01-05:00"
 STARTUP_TIMEOUT_S = 180.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _postgres_bin() -> Path:
-    found = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(Path(p).parents[1].name)
-    )
-    if found:
-        return Path(found[-1]).parent
-    if os.environ.get("CI"):
-        pytest.fail("PostgreSQL server binaries are missing: .ci/system-deps.sh installs them")
-    pytest.skip("PostgreSQL server is not installed (make system-deps installs it)")
-
-
-def _as_server_user(argv: list[str]) -> list[str]:
-    """initdb and postgres refuse to run as root: drop to the ``postgres`` account then."""
-    if os.geteuid() != 0:
-        return argv
-    return ["runuser", "-u", "postgres", "--", *argv]
-
-
-def _run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, **kwargs)
-    assert result.returncode == 0, f"{argv[0]} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
 @pytest.fixture(scope="session")
-def postgres_env() -> Iterator[dict[str, str]]:
-    """A PostgreSQL server on a free loopback port with a ``dagster`` database and user.
-
-    Yields the DAGSTER_POSTGRES_* variables that docker/dagster.yaml reads.
-    """
-    bin_dir = _postgres_bin()
-    root = Path(tempfile.mkdtemp(prefix="fraud_pg_"))
-    data, sockets, log = root / "data", root / "sockets", root / "server.log"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        account = pwd.getpwnam("postgres")
-        for path in (root, sockets):
-            os.chown(path, account.pw_uid, account.pw_gid)
-    port = _free_port()
-    password = "deployment-test"
-    pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(data)]
-    _run(
-        _as_server_user(
-            [
-                str(bin_dir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                "--encoding=UTF8",
-            ]
-        )
-    )
-    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
-    _run(_as_server_user([*pg_ctl, "-l", str(log), "-o", options, "-w", "-t", "60", "start"]))
-    try:
-        import psycopg2
-
-        admin = psycopg2.connect(host=str(sockets), port=port, user="postgres", dbname="postgres")
-        admin.autocommit = True
-        with admin.cursor() as cursor:
-            cursor.execute("CREATE ROLE dagster LOGIN PASSWORD %s", (password,))
-            cursor.execute("CREATE DATABASE dagster OWNER dagster")
-        admin.close()
-        yield {
-            "DAGSTER_POSTGRES_HOST": "127.0.0.1",
-            "DAGSTER_POSTGRES_PORT": str(port),
-            "DAGSTER_POSTGRES_DB": "dagster",
-            "DAGSTER_POSTGRES_USER": "dagster",
-            "DAGSTER_POSTGRES_PASSWORD": password,
-        }
-    finally:
-        subprocess.run(
-            _as_server_user([*pg_ctl, "-m", "immediate", "-w", "-t", "60", "stop"]),
-            capture_output=True,
-            timeout=90,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+def postgres_env(postgres_cluster: PostgresCluster) -> dict[str, str]:
+    """The DAGSTER_POSTGRES_* variables of a ``dagster`` database on the test server."""
+    return postgres_cluster.database("dagster")
 
 
 @pytest.fixture
@@ -312,7 +231,7 @@ def test_webserver_and_daemon_use_the_code_location_over_grpc(
 
     (entry,) = yaml.safe_load((DOCKER / "workspace.yaml").read_text())["load_from"]
     location_name = entry["grpc_server"]["location_name"]
-    grpc_port, web_port = _free_port(), _free_port()
+    grpc_port, web_port = free_port(), free_port()
     workspace = tmp_path / "workspace.yaml"
     entry["grpc_server"].update(host="127.0.0.1", port=grpc_port)
     workspace.write_text(yaml.safe_dump({"load_from": [entry]}))
@@ -339,7 +258,9 @@ def test_webserver_and_daemon_use_the_code_location_over_grpc(
         )
         print(f"gRPC code server healthy after {seconds:.1f}s")
         # The compose healthcheck's command.
-        _run([str(bin_dir / "dagster"), "api", "grpc-health-check", "--port", str(grpc_port)])
+        run_checked(
+            [str(bin_dir / "dagster"), "api", "grpc-health-check", "--port", str(grpc_port)]
+        )
 
         with (
             _process(web_argv, env, logs["webserver"]) as webserver,
@@ -357,7 +278,7 @@ def test_webserver_and_daemon_use_the_code_location_over_grpc(
             required = set(instance.get_required_daemon_types())
             assert {"QUEUED_RUN_COORDINATOR", "MONITORING", "EVENT_LOG_CONSUMER"} <= required
             # The compose healthcheck's command.
-            _run([str(bin_dir / "dagster-daemon"), "liveness-check"], env=env)
+            run_checked([str(bin_dir / "dagster-daemon"), "liveness-check"], env=env)
 
     workspace_data = data["workspaceOrError"]
     assert workspace_data["__typename"] == "Workspace", workspace_data

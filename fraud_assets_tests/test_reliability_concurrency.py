@@ -3,7 +3,9 @@
 * A schedule-shaped run of one hour and a backfill-shaped run of a range that
   holds it start together, as two processes on one embedded database and one
   Dagster instance whose pools have a limit of 1 (as ``docker/dagster.yaml``
-  sets). The steps that write scoring tables share a pool, so their
+  sets), stored in PostgreSQL as in the deployment: Dagster's SQLite storage
+  claims pool slots without row locks, so two processes can both take the
+  last slot there. The steps that write scoring tables share a pool, so their
   executions never overlap in time; both runs succeed and every hour ends with
   one copy of its rows.
 * A promotion between the first steps of a scoring run and its model steps:
@@ -15,15 +17,19 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from datetime import datetime
 
 import dagster as dg
 import polars as pl
+import pytest
+import yaml
 
 from fraud_assets import registry
 from fraud_assets.assets.scoring import WRITE_POOL
 from fraud_assets.bundle_loader import load_component
 from fraud_assets.io.model_store import ModelStore
+from fraud_assets_tests.postgres_support import PostgresCluster
 from fraud_assets_tests.reliability_support import (  # noqa: F401 (fixtures)
     SCORING_JOB,
     World,
@@ -51,14 +57,36 @@ def _step_windows(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[
     return {step: (starts[step], ends[step]) for step in starts}
 
 
-def test_two_runs_of_the_same_hour_at_once_never_interleave_writes(world: World):
+@pytest.mark.postgres
+def test_two_runs_of_the_same_hour_at_once_never_interleave_writes(
+    world: World, postgres_cluster: PostgresCluster
+):
+    db = postgres_cluster.database(f"concurrency_{uuid.uuid4().hex[:12]}")
     (world.dagster_home / "dagster.yaml").write_text(
-        "concurrency:\n  pools:\n    default_limit: 1\ntelemetry:\n  enabled: false\n"
+        yaml.safe_dump(
+            {
+                "storage": {
+                    "postgres": {
+                        "postgres_db": {
+                            "scheme": "postgresql+psycopg2",
+                            "hostname": db["DAGSTER_POSTGRES_HOST"],
+                            "port": int(db["DAGSTER_POSTGRES_PORT"]),
+                            "db_name": db["DAGSTER_POSTGRES_DB"],
+                            "username": db["DAGSTER_POSTGRES_USER"],
+                            "password": db["DAGSTER_POSTGRES_PASSWORD"],
+                        }
+                    }
+                },
+                "concurrency": {"pools": {"default_limit": 1}},
+                "telemetry": {"enabled": False},
+            }
+        )
     )
-    # Create the instance's storages once: two processes creating a fresh sqlite storage at
-    # the same moment race on its schema migrations (a Dagster limitation, not ours).
+    # Create the instance's storage and the pool once, as a running deployment has them: two
+    # processes creating either at the same moment race on it (a Dagster limitation, not ours).
     with dg.DagsterInstance.from_config(str(world.dagster_home)) as instance:
         instance.get_runs()
+        instance.event_log_storage.initialize_concurrency_limit_to_default(WRITE_POOL)
     target, first, last = hour(13), hour(12), hour(14)
     schedule = world.spawn(SCORING_JOB, range_tags(target, target) | {"source": "schedule"})
     backfill = world.spawn(SCORING_JOB, range_tags(first, last) | {"source": "backfill"})
