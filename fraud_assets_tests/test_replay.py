@@ -27,6 +27,7 @@ from fraud_assets.assets.replay_steps import (
     replay_chunks,
     replay_outcomes,
     replay_window_features,
+    split_by_rows,
 )
 from fraud_assets.bundle import ModelThresholds, ScoringBundle
 from fraud_assets.bundle_loader import load_bundle
@@ -242,6 +243,28 @@ def test_replay_chunks_tile_the_window_and_refuse_a_bad_size():
             replay_chunks(start, SECOND_END, bad)
 
 
+def test_busy_chunks_are_cut_at_hour_boundaries_to_the_row_cap():
+    start = SECOND_END - timedelta(days=1)
+    hours = [start + timedelta(hours=h) for h in range(24)]
+    rows = dict.fromkeys(hours, 100) | {hours[5]: 1_000}  # one hour above the cap
+    chunks = split_by_rows(replay_chunks(start, SECOND_END, 12), rows, 250)
+    assert chunks[:4] == [
+        (hours[0], hours[2]),
+        (hours[2], hours[4]),
+        (hours[4], hours[5]),
+        (hours[5], hours[6]),  # alone: hours are the smallest unit
+    ]
+    assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:], strict=False))
+    assert chunks[-1][1] == SECOND_END and hours[12] in [c[0] for c in chunks]
+    for start_, end_ in chunks:
+        held = sum(n for hour, n in rows.items() if start_ <= hour < end_)
+        assert held <= 250 or end_ - start_ == timedelta(hours=1)
+    assert split_by_rows([(start, SECOND_END)], {}, 1) == [(start, SECOND_END)]
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="max_chunk_rows"):
+            split_by_rows([(start, SECOND_END)], rows, bad)
+
+
 def test_a_bad_chunk_size_fails_the_replay_step_at_once_without_retries(env: Env, first):
     result = dg.materialize(
         [*training.defs.assets],
@@ -278,11 +301,24 @@ def test_a_replay_in_small_chunks_gives_the_one_pass_outcomes_and_verdict(env: E
             )
             for hours in (13, 24 * 14)  # 26 chunks, the last one 11 hours; one chunk
         }
+        cap = runs[24 * 14]["timing"]["rows"] // 7
+        capped = replay_outcomes(
+            client,
+            candidate,
+            active,
+            start,
+            end,
+            matured_before,
+            chunk_hours=24 * 14,
+            max_chunk_rows=cap,
+        )
     chunked, whole = runs[13], runs[24 * 14]
     assert (chunked["timing"]["chunks"], whole["timing"]["chunks"]) == (26, 1)
     assert chunked["timing"]["rows"] == whole["timing"]["rows"] > 1000
     assert chunked["timing"]["largest_chunk_rows"] < whole["timing"]["rows"] / 10
     assert chunked["candidate"] == whole["candidate"] and chunked["active"] == whole["active"]
+    assert capped["timing"]["chunks"] >= 7 and capped["timing"]["largest_chunk_rows"] <= cap
+    assert capped["candidate"] == whole["candidate"] and capped["active"] == whole["active"]
     assert whole["active"].frauds >= 10 and whole["active"].caught > whole["candidate"].caught
     tolerances = comparison.Tolerances()
     verdicts = [comparison.compare(r["candidate"], r["active"], tolerances) for r in runs.values()]

@@ -4,8 +4,8 @@ Both score with ``ScoringBundle.score``, the same layers, calibration,
 combiner and score mapping the hourly graph applies (``test_replay.py``
 checks a replay against stored production decisions). The score scale is fit
 on an in-memory subsample; the replay reads, scores and counts its window a
-chunk (default a day) at a time, so its memory follows the chunk, not the
-window.
+chunk (default a day, cut further at hour boundaries to at most a million
+rows) at a time, so its memory follows the chunk, not the window.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -173,6 +173,42 @@ def replay_chunks(start: datetime, end: datetime, hours: int) -> list[tuple[date
     return bounds
 
 
+def split_by_rows(
+    chunks: list[tuple[datetime, datetime]], hourly_rows: dict[datetime, int], max_rows: int
+) -> list[tuple[datetime, datetime]]:
+    """``chunks`` cut further at hour boundaries so that none holds more than ``max_rows``
+    rows (by ``hourly_rows``: hour start → rows). An hour busier than that stays one
+    chunk: hours are the smallest unit. Chunks start on whole hours."""
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+        raise ValueError(f"max_chunk_rows must be a whole number ≥ 1, got {max_rows!r}")
+    cut = []
+    for chunk_start, chunk_end in chunks:
+        start, rows, hour = chunk_start, 0, chunk_start
+        while hour < chunk_end:
+            hour_rows = hourly_rows.get(hour, 0)
+            if rows and rows + hour_rows > max_rows:
+                cut.append((start, hour))
+                start, rows = hour, 0
+            rows += hour_rows
+            hour += timedelta(hours=1)
+        cut.append((start, chunk_end))
+    return cut
+
+
+def hourly_rows(client, start: datetime, end: datetime) -> dict[datetime, int]:
+    """Transactions per hour in [start, end), counted where they live."""
+    result = client.query(
+        "SELECT toStartOfHour(timestamp) AS hour, count() FROM crypto_transactions "
+        "WHERE timestamp >= {start:DateTime('UTC')} AND timestamp < {end:DateTime('UTC')} "
+        "GROUP BY hour",
+        parameters={"start": start, "end": end},
+    )
+    return {
+        (hour if hour.tzinfo else hour.replace(tzinfo=UTC)).astimezone(UTC): int(rows)
+        for hour, rows in result.result_rows
+    }
+
+
 def replay_gate(
     clickhouse,
     candidate: ScoringBundle,
@@ -183,12 +219,16 @@ def replay_gate(
     label_delay_days: int,
     tolerances: replay.Tolerances,
     chunk_hours: int = 24,
+    max_chunk_rows: int | None = None,
 ) -> dict[str, Any]:
     """Replay ``weeks`` of traffic before ``end`` with the candidate and the active bundle,
-    ``chunk_hours`` at a time, compare them on matured labels and store the verdict in the
-    registry."""
+    ``chunk_hours`` (at most ``max_chunk_rows`` rows) at a time, compare them on matured
+    labels and store the verdict in the registry."""
     start = end - timedelta(weeks=weeks)
-    replay_chunks(start, end, chunk_hours)  # a bad chunk size fails before anything is read
+    # A bad chunk size fails before anything is read.
+    chunks = replay_chunks(start, end, chunk_hours)
+    if max_chunk_rows is not None:
+        split_by_rows(chunks, {}, max_chunk_rows)
     matured_before = end - timedelta(days=label_delay_days)
     verdict = registry.ReplayVerdict(
         version=candidate.version,
@@ -219,6 +259,7 @@ def replay_gate(
                 end,
                 matured_before,
                 chunk_hours=chunk_hours,
+                max_chunk_rows=max_chunk_rows,
             )
             judged = replay.compare(result["candidate"], result["active"], tolerances)
             verdict.passed, verdict.reason = judged.passed, judged.reason
@@ -250,8 +291,13 @@ def replay_outcomes(
     matured_before: datetime,
     *,
     chunk_hours: int = 24,
+    max_chunk_rows: int | None = None,
 ) -> dict[str, Any]:
     """Both bundles' ``replay.Outcome`` on [start, end), read and scored one chunk at a time.
+
+    Chunks are ``chunk_hours`` long; with ``max_chunk_rows``, a chunk holding more rows
+    is cut at hour boundaries (a count per hour, read first), so a busy day cannot
+    outgrow memory.
 
     Each chunk is featurised as a single-run backfill of its hours would be
     (its own history read, labels known at ``end``); only the counts are kept.
@@ -261,6 +307,8 @@ def replay_outcomes(
     reading = scoring = 0.0
     rows = largest = 0
     chunks = replay_chunks(start, end, chunk_hours)
+    if max_chunk_rows is not None:
+        chunks = split_by_rows(chunks, hourly_rows(client, start, end), max_chunk_rows)
     for chunk_start, chunk_end in chunks:
         began = time.perf_counter()
         features = replay_window_features(client, chunk_start, chunk_end, known_by=end)
@@ -285,6 +333,7 @@ def replay_outcomes(
             "rows": rows,
             "chunks": len(chunks),
             "chunk_hours": chunk_hours,
+            "max_chunk_rows": max_chunk_rows,
             "largest_chunk_rows": largest,
             "features_seconds": round(reading, 2),
             "scoring_seconds": round(scoring, 2),

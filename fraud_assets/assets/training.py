@@ -30,6 +30,7 @@ from fraud_assets.assets.replay_steps import (
     fit_score_scale,
     replay_chunks,
     replay_gate,
+    split_by_rows,
 )
 from fraud_assets.assets.training_steps import (
     ab_test_verdict,
@@ -619,6 +620,11 @@ class ReplayConfig(dg.Config):
         description="Hours of traffic read and scored at a time: memory follows the chunk, not "
         "the window; the verdict is the same for any chunk size.",
     )
+    max_chunk_rows: int = Field(
+        1_000_000,
+        description="A chunk holding more transactions is cut at hour boundaries (peak memory "
+        "is ~2.5–5 KiB per chunk row); an hour busier than this stays one chunk.",
+    )
     label_delay_days: int = Field(
         5,
         description="Transactions older than this (at the partition end) have matured labels "
@@ -687,7 +693,8 @@ def replay_backtest(
 ) -> JsonReport:
     end = context.partition_time_window.end
     try:
-        replay_chunks(end - timedelta(weeks=config.weeks), end, config.chunk_hours)
+        chunks = replay_chunks(end - timedelta(weeks=config.weeks), end, config.chunk_hours)
+        split_by_rows(chunks, {}, config.max_chunk_rows)
     except ValueError as exc:  # a bad configuration: no retry can fix it
         raise dg.Failure(str(exc), allow_retries=False) from None
     candidate = ScoringBundle(
@@ -706,6 +713,7 @@ def replay_backtest(
         label_delay_days=config.label_delay_days,
         tolerances=config.tolerances(),
         chunk_hours=config.chunk_hours,
+        max_chunk_rows=config.max_chunk_rows,
     )
     timing = verdict["timing"]
     context.add_output_metadata(
