@@ -29,8 +29,6 @@ from fraud_assets.detectors.reasons import ReasonConfig, reasons_for_rows
 from fraud_assets.detectors.rules import RULE_NAMES, RuleConfig
 from fraud_assets.features import FeatureScaler
 from fraud_assets.features.catalog import FEATURE_COLUMNS
-from fraud_assets.generator.config import GeneratorConfig
-from fraud_assets.generator.load import generate_into_clickhouse
 from fraud_assets_tests.test_detectors_reasons import _linear_autoencoder, _values
 from fraud_assets_tests.test_graphs import TRAIN_CONFIG, Env, _errors
 from fraud_assets_tests.test_replay import (
@@ -39,6 +37,7 @@ from fraud_assets_tests.test_replay import (
     SECOND_END,
     SECOND_WEEK,
     _metadata,
+    generated_env,
 )
 
 # The features added after the bundles in production were trained (the novelty features).
@@ -53,16 +52,7 @@ RUN_CONFIG = {"ops": {**TRAIN_CONFIG["ops"], **OPEN_GATES}}
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("older_bundle")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FRAUD_MODEL_DIR", str(root / "models"))
-    environment = Env(root)
-    generate_into_clickhouse(
-        environment.clickhouse,
-        GeneratorConfig(start=SECOND_END - timedelta(days=40), end=SECOND_END, users=300),
-    )
-    yield environment
-    mp.undo()
+    yield from generated_env(tmp_path_factory, "older_bundle")
 
 
 @pytest.fixture(scope="module")

@@ -58,9 +58,9 @@ OPEN_GATES = {
 }
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("replay")
+def generated_env(tmp_path_factory: pytest.TempPathFactory, name: str):
+    """A world with 40 days of generated traffic for 300 users, up to ``SECOND_END``."""
+    root = tmp_path_factory.mktemp(name)
     mp = pytest.MonkeyPatch()
     mp.setenv("FRAUD_MODEL_DIR", str(root / "models"))
     environment = Env(root)
@@ -70,6 +70,11 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     )
     yield environment
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory):
+    yield from generated_env(tmp_path_factory, "replay")
 
 
 def _active(env: Env) -> str:

@@ -221,10 +221,18 @@ class StatisticalRules:
     def evaluate_matrix(self, features: Any) -> RuleMatrix:
         cfg = self.config
         col = _ColumnReader(features, self.required_columns)
-        new_device = lambda: _truthy(col["is_recent_device_for_user"])  # noqa: E731
-        new_country = lambda: _truthy(col["is_recent_country_for_user"])  # noqa: E731
-        # log1p of a count: "at least k" is ">= log1p(k)" (NaN, no history known, never fires).
-        prior = lambda k: col["log_user_tx_count_before_24h"] >= np.log1p(k) - 1e-9  # noqa: E731
+
+        def new_device() -> np.ndarray:
+            return _truthy(col["is_recent_device_for_user"])
+
+        def new_country() -> np.ndarray:
+            return _truthy(col["is_recent_country_for_user"])
+
+        def prior(k: int) -> np.ndarray:
+            """At least ``k`` transactions before the last 24 h: the column is log1p of a
+            count, so ">= log1p(k)" (NaN, no history known, never fires)."""
+            return col["log_user_tx_count_before_24h"] >= np.log1p(k) - 1e-9
+
         checks = {
             AMOUNT_SPIKE: lambda: (
                 (col["amount_to_user_avg"] > cfg.amount_multiple)
