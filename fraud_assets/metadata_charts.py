@@ -12,6 +12,8 @@ import math
 from collections.abc import Mapping, Sequence
 from html import escape
 
+import numpy as np
+
 WIDTH, HEIGHT = 520, 240
 _MARGIN = {"left": 56, "right": 16, "top": 28, "bottom": 40}
 _COLOURS = ("#4f43dd", "#e5534b", "#2da44e", "#d4a72c")
@@ -46,7 +48,7 @@ def line_chart(
 
 
 def histogram(
-    values: Sequence[float],
+    values: Sequence[float] | np.ndarray,
     *,
     edges: Sequence[float],
     title: str,
@@ -54,12 +56,7 @@ def histogram(
     markers: Mapping[str, float] | None = None,
 ) -> str:
     """Counts of ``values`` in the bins between consecutive ``edges``, with labelled x markers."""
-    counts = [0] * (len(edges) - 1)
-    for value in values:
-        if not _finite(value) or value < edges[0] or value > edges[-1]:
-            continue
-        index = min(_bisect(edges, value), len(counts) - 1)
-        counts[index] += 1
+    counts = _bin_counts(values, edges)
     frame = _Frame(edges[0], edges[-1], 0.0, max(max(counts, default=0), 1) * 1.1)
     body = [frame.axes(title, x_label, "transactions")]
     for low, high, count in zip(edges[:-1], edges[1:], counts, strict=True):
@@ -168,12 +165,10 @@ def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
-def _bisect(edges: Sequence[float], value: float) -> int:
-    low, high = 0, len(edges) - 1
-    while high - low > 1:
-        middle = (low + high) // 2
-        if value >= edges[middle]:
-            low = middle
-        else:
-            high = middle
-    return low
+def _bin_counts(values: Sequence[float] | np.ndarray, edges: Sequence[float]) -> list[int]:
+    """Counts per bin [edge_i, edge_i+1), the last bin closed; NaN and out-of-range skipped."""
+    array = np.asarray(values, dtype=np.float64)
+    limits = np.asarray(edges, dtype=np.float64)
+    inside = array[np.isfinite(array) & (array >= limits[0]) & (array <= limits[-1])]
+    index = np.minimum(np.searchsorted(limits, inside, side="right") - 1, len(limits) - 2)
+    return np.bincount(index, minlength=len(limits) - 1).tolist()

@@ -270,7 +270,7 @@ def risk_histogram(result: pl.DataFrame) -> str:
     config = EnsembleConfig()
     return markdown_image(
         histogram(
-            result["total_risk_score"].drop_nulls().to_list(),
+            result["total_risk_score"].drop_nulls().to_numpy(),
             edges=list(range(0, 105, 5)),
             title="Total risk score",
             x_label="risk (0–100)",
