@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -255,6 +256,69 @@ def test_autoencoder_torch_initializer_draws_like_pytorch_linear_layers():
             assert np.abs(weights).max() > 0.8 * bound  # uniform over the range, biases too
     with pytest.raises(ValueError, match="initializer"):
         AutoencoderDetector(initializer="he", epochs=1).fit(np.ones((10, 3)))
+
+
+def test_autoencoder_weight_decay_is_l2_on_every_trainable_variable():
+    """Coupled L2 as torch.optim.Adam applies it: kernels, biases, batch-norm gamma and beta."""
+    import keras
+
+    detector = AutoencoderDetector(
+        hidden_units=(16,), latent_dim=4, batch_norm=True, initializer="torch", weight_decay=0.1
+    )
+    model, _ = detector._build(keras, 8, detector._layer_plan(8))
+    trainable = model.trainable_variables
+    assert len(trainable) == 3 * 4 + 2  # (kernel, bias, gamma, beta) x 3 blocks + output layer
+    assert len(model.losses) == len(trainable)  # the moving statistics are not decayed
+    penalty = sum(0.05 * np.sum(np.square(v.numpy())) for v in trainable)
+    assert float(sum(loss.numpy() for loss in model.losses)) == pytest.approx(penalty, rel=1e-5)
+    plain = AutoencoderDetector(hidden_units=(16,), latent_dim=4, batch_norm=True)
+    assert not plain._build(keras, 8, plain._layer_plan(8))[0].losses
+    assert plain.adam_epsilon == keras.optimizers.Adam().epsilon  # default: Keras' own Adam
+    with pytest.raises(ValueError, match="weight_decay"):
+        AutoencoderDetector(weight_decay=-1.0, epochs=1).fit(np.ones((10, 3)))
+
+
+def test_autoencoder_weight_decay_shrinks_the_trained_weights(autoencoder, tmp_path):
+    _, X = autoencoder
+    pyod_like = dict(
+        hidden_units=(16,),
+        latent_dim=4,
+        activation="relu",
+        latent_activation="relu",
+        batch_norm=True,
+        initializer="torch",
+        epochs=3,
+        validation_fraction=0.0,
+        adam_epsilon=1e-8,
+        random_state=7,
+    )
+    plain = AutoencoderDetector(**pyod_like).fit(X)
+    decayed = AutoencoderDetector(**pyod_like, weight_decay=0.5).fit(X)
+
+    def norm(detector: AutoencoderDetector) -> float:
+        return sum(
+            float(np.sum(v.numpy() ** 2)) for v in detector.keras_model().trainable_variables
+        )
+
+    assert norm(decayed) < 0.95 * norm(plain)
+    assert not np.allclose(plain.anomaly_score(X), decayed.anomaly_score(X))
+    keras_out = decayed.keras_model().predict(decayed.standardized(X), verbose=0)
+    np.testing.assert_allclose(decayed.reconstruct(X), keras_out, atol=1e-4)
+    restored = AutoencoderDetector.load(decayed.save(tmp_path / "ae"))
+    assert (restored.weight_decay, restored.adam_epsilon) == (0.5, 1e-8)
+    np.testing.assert_array_equal(restored.anomaly_score(X), decayed.anomaly_score(X))
+    assert restored.keras_model().losses  # the .keras artifact keeps its regularisers
+
+
+def test_autoencoder_saved_before_the_optimiser_options_still_loads(autoencoder, tmp_path):
+    detector, X = autoencoder
+    directory = detector.save(tmp_path / "ae")
+    state = json.loads((directory / "config.json").read_text())
+    del state["params"]["weight_decay"], state["params"]["adam_epsilon"]
+    (directory / "config.json").write_text(json.dumps(state))
+    restored = AutoencoderDetector.load(directory)
+    assert (restored.weight_decay, restored.adam_epsilon) == (0.0, 1e-7)
+    np.testing.assert_array_equal(restored.anomaly_score(X), detector.anomaly_score(X))
 
 
 def test_autoencoder_architecture_history_and_latent(autoencoder):

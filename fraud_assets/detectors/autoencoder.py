@@ -21,6 +21,21 @@ blocks (Dense → BatchNorm → activation → Dropout) for the public benchmark
 uniform in ±1/√fan_in; Keras' default is Glorot-uniform with zero biases).
 Neither changes the NumPy scorer: dropout is off at inference and each
 batch-norm layer's inference-time affine map is folded into its Dense layer.
+
+``weight_decay`` and ``adam_epsilon`` reproduce the rest of PyOD's optimiser,
+``torch.optim.Adam(model.parameters(), lr, weight_decay=1e-5, eps=1e-8)``.
+PyTorch's Adam decay is *coupled* L2: every trainable parameter (kernels,
+biases, batch-norm gamma and beta; not the moving statistics) gets
+``weight_decay * w`` added to its gradient before Adam's moments, which is the
+gradient of ``weight_decay / 2 * ||w||²`` added to the loss; here that is a
+Keras L2 regulariser of ``weight_decay / 2`` on each of those variables (Keras'
+own ``Adam(weight_decay=...)`` is decoupled, AdamW-style, so it is not used).
+Keras adds its epsilon to √v rather than to the bias-corrected √v̂ as PyTorch
+does, so the same ``adam_epsilon`` is up to 1/√(1-β₂ᵗ) larger in PyTorch's
+terms during the first few thousand steps (an epsilon of 1e-8 is negligible
+next to √v̂ either way). The training loss in ``history_`` includes the
+penalty. Both options are training-only: the defaults (0 and Keras' 1e-7)
+train exactly as before, and the NumPy scorer does not see them.
 """
 
 from __future__ import annotations
@@ -68,6 +83,8 @@ class AutoencoderDetector(AnomalyDetector):
         dropout: float = 0.0,
         batch_norm: bool = False,
         initializer: str = "glorot_uniform",
+        weight_decay: float = 0.0,
+        adam_epsilon: float = 1e-7,
         standardize: bool = True,
         random_state: int | None = 0,
         verbose: int = 0,
@@ -86,6 +103,8 @@ class AutoencoderDetector(AnomalyDetector):
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.initializer = initializer
+        self.weight_decay = weight_decay
+        self.adam_epsilon = adam_epsilon
         self.standardize = standardize
         self.random_state = random_state
         self.verbose = verbose
@@ -133,7 +152,7 @@ class AutoencoderDetector(AnomalyDetector):
         # the same updates in the same order (identical weights), without Python's
         # per-batch overhead, which dominates a network this small at batch 32.
         model.compile(
-            optimizer=keras.optimizers.Adam(self.learning_rate),
+            optimizer=keras.optimizers.Adam(self.learning_rate, epsilon=self.adam_epsilon),
             loss="mse",
             steps_per_execution=self.steps_per_execution,
         )
@@ -167,14 +186,18 @@ class AutoencoderDetector(AnomalyDetector):
         """The Keras model and, per planned layer, its (Dense, BatchNormalization or None)."""
         if self.initializer not in INITIALIZERS:
             raise ValueError(f"unknown initializer {self.initializer!r}; use one of {INITIALIZERS}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        # Coupled L2 as in torch.optim.Adam: the gradient of wd/2·||w||² is wd·w.
+        l2 = keras.regularizers.L2(self.weight_decay / 2) if self.weight_decay else None
         inputs = keras.Input(shape=(n_features,), name="features")
         h, blocks, fan_in = inputs, [], n_features
         for name, units, act in plan:
             hidden = name != "reconstruction"
-            init = {}
+            dense_args = {"kernel_regularizer": l2, "bias_regularizer": l2}
             if self.initializer == "torch":  # nn.Linear's reset_parameters
                 bound = float(1.0 / np.sqrt(fan_in))
-                init = {
+                dense_args |= {
                     "kernel_initializer": keras.initializers.VarianceScaling(
                         1.0 / 3.0, mode="fan_in", distribution="uniform"
                     ),
@@ -183,14 +206,18 @@ class AutoencoderDetector(AnomalyDetector):
             fan_in = units
             norm = None
             if hidden and self.batch_norm:
-                dense = keras.layers.Dense(units, name=name, **init)
+                dense = keras.layers.Dense(units, name=name, **dense_args)
                 # PyTorch's BatchNorm1d defaults, as PyOD uses them.
                 norm = keras.layers.BatchNormalization(
-                    momentum=0.9, epsilon=1e-5, name=f"{name}_norm"
+                    momentum=0.9,
+                    epsilon=1e-5,
+                    name=f"{name}_norm",
+                    gamma_regularizer=l2,
+                    beta_regularizer=l2,
                 )
                 h = keras.layers.Activation(act, name=f"{name}_{act}")(norm(dense(h)))
             else:
-                dense = keras.layers.Dense(units, activation=act, name=name, **init)
+                dense = keras.layers.Dense(units, activation=act, name=name, **dense_args)
                 h = dense(h)
             if hidden and self.dropout:
                 h = keras.layers.Dropout(self.dropout, name=f"{name}_dropout")(h)
