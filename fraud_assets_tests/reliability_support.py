@@ -113,11 +113,18 @@ class World:
     # -- running -----------------------------------------------------------
 
     def score(
-        self, first: datetime, last: datetime | None = None, defs: dg.Definitions | None = None
+        self,
+        first: datetime,
+        last: datetime | None = None,
+        defs: dg.Definitions | None = None,
+        run_config: dict | None = None,
     ) -> dg.ExecuteInProcessResult:
         job = (defs or self.defs).resolve_job_def(SCORING_JOB)
         return job.execute_in_process(
-            instance=self.instance, tags=range_tags(first, last or first), raise_on_error=False
+            instance=self.instance,
+            tags=range_tags(first, last or first),
+            run_config=run_config,
+            raise_on_error=False,
         )
 
     def train(self, run_config: dict | None = None) -> dg.ExecuteInProcessResult:

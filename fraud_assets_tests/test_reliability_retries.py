@@ -8,7 +8,8 @@
   lock timeout) is retried by the assets' RetryPolicy, with backoff, and the
   run succeeds with one copy of its rows.
 * A permanent error (an unknown table) fails the step once, with the
-  ClickHouse code and name in the message, and is not retried.
+  ClickHouse code and name in the message, and is not retried; so does an
+  error that is not ClickHouse's at all (a bad run config, a bug).
 * A run that fails midway (a model artifact missing when the autoencoder step
   runs) writes no decisions; re-executed from the failed step once the
   artifact is back, and then run again whole, it leaves one copy.
@@ -110,6 +111,19 @@ def test_permanent_error_fails_once_with_a_clear_message(world: World):
     assert "extract_transactions" in message
     assert "code 60 UNKNOWN_TABLE" in message and "retrying cannot fix this" in message
     assert events_of(result, "STEP_UP_FOR_RETRY") == [], "no retry storm on a permanent error"
+    assert time.monotonic() - started < 60
+
+
+def test_an_error_that_is_not_transient_fails_once_without_retries(world: World):
+    started = time.monotonic()
+    result = world.score(
+        hour(6), run_config={"ops": {"ensemble_decision": {"config": {"top_n": 0}}}}
+    )
+    assert not result.success
+    message = failures(result)
+    assert "ensemble_decision" in message
+    assert "ValueError: top_n must be at least 1" in message and "not retried" in message
+    assert events_of(result, "STEP_UP_FOR_RETRY") == [], "a bad config is not retried"
     assert time.monotonic() - started < 60
 
 

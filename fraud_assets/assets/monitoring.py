@@ -32,7 +32,7 @@ from fraud_assets.assets.training_steps import model_version
 from fraud_assets.bundle import ModelThresholds, ScoringBundle
 from fraud_assets.clickhouse import ClickHouseResource
 from fraud_assets.clickhouse.client import quote_identifier
-from fraud_assets.clickhouse.errors import CLICKHOUSE_RETRY_POLICY
+from fraud_assets.clickhouse.errors import CLICKHOUSE_RETRY_POLICY, retry_transient_only
 from fraud_assets.monitoring import drift, drift_sql, matured, snapshots
 from fraud_assets.monitoring.histograms import DEFAULT_BINS
 from fraud_assets.notify import NotifierResource
@@ -65,6 +65,7 @@ class DriftReferenceConfig(dg.Config):
     "reconstruction_error, total_risk_score) on the validation split — the newest traffic "
     "before the week's end, unseen by the models — in drift_reference, keyed by model version.",
 )
+@retry_transient_only
 def drift_reference(
     context: dg.AssetExecutionContext,
     config: DriftReferenceConfig,
@@ -141,6 +142,7 @@ def drift_reference(
     "model version, in ClickHouse table feature_snapshots, so feature drift is computed in SQL. "
     "Re-scoring an hour replaces exactly that hour.",
 )
+@retry_transient_only
 def feature_snapshots(
     context: dg.AssetExecutionContext,
     clickhouse: ClickHouseResource,
@@ -323,6 +325,7 @@ def _drift_notification(
     "scored it, computed in ClickHouse. WARN / ERROR by configurable PSI levels; breaches notify.",
     **_retried,
 )
+@retry_transient_only
 def feature_drift(
     context: dg.AssetCheckExecutionContext,
     config: DriftCheckConfig,
@@ -339,6 +342,7 @@ def feature_drift(
     "same version gave its reference window, computed in ClickHouse; breaches notify.",
     **_retried,
 )
+@retry_transient_only
 def score_drift(
     context: dg.AssetCheckExecutionContext,
     config: DriftCheckConfig,
@@ -417,6 +421,7 @@ def _performance_table(days: list[matured.DayPerformance]) -> str:
     "(it becomes active, the current one rolled_back), a notification says why and "
     "production_models records the change.",
 )
+@retry_transient_only
 def matured_label_performance(
     context: dg.AssetExecutionContext,
     config: MaturedPerformanceConfig,

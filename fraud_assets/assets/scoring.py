@@ -23,7 +23,7 @@ import polars as pl
 
 from fraud_assets.assets import scoring_steps as steps
 from fraud_assets.clickhouse import ClickHouseResource
-from fraud_assets.clickhouse.errors import CLICKHOUSE_RETRY_POLICY
+from fraud_assets.clickhouse.errors import CLICKHOUSE_RETRY_POLICY, retry_transient_only
 from fraud_assets.detectors.ensemble import EnsembleConfig
 from fraud_assets.detectors.reasons import ReasonConfig
 from fraud_assets.metadata_charts import histogram, markdown_image
@@ -69,6 +69,7 @@ _by_time = {"partition_expr": "timestamp"}
     **_hourly,
     **_writes,
 )
+@retry_transient_only
 def extract_transactions(context: dg.AssetExecutionContext, clickhouse: ClickHouseResource):
     window = context.partition_time_window
     with clickhouse.get_client() as client:
@@ -107,6 +108,7 @@ def extract_transactions(context: dg.AssetExecutionContext, clickhouse: ClickHou
     "users' and wallets' history before the hour read from ClickHouse; tags every row with "
     "the active model version.",
 )
+@retry_transient_only
 def feature_engineering(
     context: dg.AssetExecutionContext,
     clickhouse: ClickHouseResource,
@@ -159,6 +161,7 @@ def statistical_layer(
     description="Seed task 4: the active Isolation Forest → isolation_score (higher = more "
     "anomalous), isolation_prediction (1 normal / -1 anomaly) and its calibrated 0–100 risk.",
 )
+@retry_transient_only
 def isolation_forest_prediction(
     context: dg.AssetExecutionContext,
     clickhouse: ClickHouseResource,
@@ -186,6 +189,7 @@ def isolation_forest_prediction(
     "autoencoder_prediction, latent_features and its calibrated 0–100 risk. Runs as a numpy "
     "forward pass of the saved weights: scoring never imports TensorFlow.",
 )
+@retry_transient_only
 def autoencoder_prediction(
     context: dg.AssetExecutionContext,
     clickhouse: ClickHouseResource,
@@ -231,6 +235,7 @@ class ReasonCodesConfig(dg.Config):
     "sequential AE → IF selectable), decision approved (< 30) / review / blocked (> 70), with "
     "the layers behind each decision and its top reason codes in an analyst's words.",
 )
+@retry_transient_only
 def ensemble_decision(
     context: dg.AssetExecutionContext,
     config: ReasonCodesConfig,
@@ -297,6 +302,7 @@ def risk_histogram(result: pl.DataFrame) -> str:
     "detected_anomalies_ensemble with every seed column, the run id and the model version. "
     "Re-scoring an hour replaces exactly that hour.",
 )
+@retry_transient_only
 def store_results(
     context: dg.AssetExecutionContext, ensemble_decision: pl.DataFrame
 ) -> pl.DataFrame:
@@ -334,6 +340,7 @@ def send_alerts(
     description="Seed task 9 (update_metrics): per model type per day, recomputed from the day's "
     "stored decisions and the labels known so far, so re-scoring an hour never double counts.",
 )
+@retry_transient_only
 def update_metrics(
     context: dg.AssetExecutionContext, clickhouse: ClickHouseResource
 ) -> dg.MaterializeResult:

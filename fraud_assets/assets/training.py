@@ -46,7 +46,7 @@ from fraud_assets.assets.training_steps import (
 )
 from fraud_assets.bundle import JsonReport, ModelThresholds, ScoringBundle
 from fraud_assets.clickhouse import ClickHouseResource
-from fraud_assets.clickhouse.errors import CLICKHOUSE_RETRY_POLICY
+from fraud_assets.clickhouse.errors import CLICKHOUSE_RETRY_POLICY, retry_transient_only
 from fraud_assets.detectors.calibration import ScoreCalibrator
 from fraud_assets.detectors.thresholds import ThresholdStrategy, fit_threshold
 from fraud_assets.evaluation.replay import Tolerances
@@ -81,6 +81,7 @@ class ExtractTrainingConfig(dg.Config):
     "with the fraud labels known by then and split in time: the oldest 80% (known frauds "
     "excluded) trains, the newest 20% (all rows) validates.",
 )
+@retry_transient_only
 def extract_training_data(
     context: dg.AssetExecutionContext, config: ExtractTrainingConfig, clickhouse: ClickHouseResource
 ) -> pl.DataFrame:
@@ -133,6 +134,7 @@ def extract_training_data(
     ins={"extract_training_data": dg.AssetIn()},
     **_retried,
 )
+@retry_transient_only
 def feature_engineering_train(
     context: dg.AssetExecutionContext,
     clickhouse: ClickHouseResource,
@@ -492,6 +494,7 @@ def validation_quality_gates(
     description="Seed task 7: the bundle's rows in model_registry (one per model type, version "
     "v{YYYYMMDD}_{git_commit}, status 'testing', artifact paths and sha256).",
 )
+@retry_transient_only
 def register_models(
     context: dg.AssetExecutionContext, clickhouse: ClickHouseResource, validate_models: JsonReport
 ) -> dg.MaterializeResult:
@@ -584,6 +587,7 @@ class ABTestConfig(dg.Config):
     "a fixed-horizon stopping rule (one-sided harm tests on alert rate and labelled recall at a "
     "stated confidence level) decides promote or rollback, with the statistics as the reason.",
 )
+@retry_transient_only
 def a_b_test(
     context: dg.AssetExecutionContext,
     config: ABTestConfig,
@@ -682,6 +686,7 @@ class ReplayConfig(dg.Config):
     "reviews per hour. The candidate passes unless worse beyond the tolerances; the verdict and its reason "
     "go to model_replay_verdicts. Production tables are only read.",
 )
+@retry_transient_only
 def replay_backtest(
     context: dg.AssetExecutionContext,
     config: ReplayConfig,
@@ -739,6 +744,7 @@ def replay_backtest(
     "A/B test says promote, the new version becomes 'active' and the previous one 'archived' in "
     "one atomic registry write; a notification says what changed.",
 )
+@retry_transient_only
 def promote_to_production(
     context: dg.AssetExecutionContext,
     clickhouse: ClickHouseResource,

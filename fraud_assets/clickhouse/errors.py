@@ -12,12 +12,22 @@ ClickHouse error code and name, instead of a retry storm.
 ``connect`` (and so every client this project opens) applies the
 classification to whatever escapes the ``with`` block, with the DSN's password
 redacted from the message.
+
+Dagster's ``RetryPolicy`` retries *any* exception, so a plain bug (a
+``KeyError``, bad data) would cost three backed-off attempts before failing
+the same way. Each retried asset's compute function is therefore wrapped in
+``retry_transient_only``: a non-transient exception fails the step at once,
+as a ``dagster.Failure`` that carries the original exception as its cause.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import re
+from collections.abc import Callable
+from typing import Any
 
 import dagster as dg
 
@@ -89,7 +99,9 @@ def is_clickhouse_error(exc: BaseException) -> bool:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether another attempt may succeed. Non-ClickHouse errors count as transient (unknown)."""
+    """Whether another attempt may succeed: the embedded database busy, a network fault or
+    timeout, or a ClickHouse error with a transient code. Anything else (bad SQL, a bug, bad
+    data) fails the same way again."""
     from clickhouse_connect.driver.exceptions import OperationalError
 
     from fraud_assets.clickhouse.client import EmbeddedBusyError
@@ -97,7 +109,7 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, EmbeddedBusyError | OperationalError | TimeoutError | ConnectionError):
         return True
     if not is_clickhouse_error(exc):
-        return True
+        return False
     code = error_code(exc)
     if code is not None:
         return code in TRANSIENT_CODES
@@ -105,6 +117,65 @@ def is_transient(exc: BaseException) -> bool:
     if status:
         return int(status.group(1)) in TRANSIENT_HTTP_STATUSES
     return True  # a driver error without a code: a transport problem
+
+
+def _caused_by_transient(exc: BaseException) -> bool:
+    """``exc`` or an exception it was raised from is transient."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if is_transient(current):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _not_retried(exc: Exception) -> dg.Failure:
+    return dg.Failure(
+        description=f"{type(exc).__name__}: {exc} (not a transient fault, so not retried: "
+        "another attempt would fail the same way)",
+        allow_retries=False,
+    )
+
+
+def retry_transient_only(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap an asset's compute function so its RetryPolicy applies to transient faults only.
+
+    Dagster's own control-flow exceptions (``Failure``, ``RetryRequested``, its errors)
+    pass through unchanged; any other exception that is not transient (see
+    ``is_transient``, checked along its cause chain) becomes a non-retryable
+    ``dagster.Failure`` raised from it.
+    """
+    passed = (dg.Failure, dg.RetryRequested, dg.DagsterError)
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(*args, **kwargs)
+            except passed:
+                raise
+            except Exception as exc:
+                if _caused_by_transient(exc):
+                    raise
+                raise _not_retried(exc) from exc
+
+        return generator
+
+    @functools.wraps(fn)
+    def function(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except passed:
+            raise
+        except Exception as exc:
+            if _caused_by_transient(exc):
+                raise
+            raise _not_retried(exc) from exc
+
+    return function
 
 
 def permanent_or_none(exc: BaseException, redact) -> PermanentClickHouseError | None:

@@ -151,10 +151,11 @@ class IntermediateFrameIOManager(dg.ConfigurableIOManager):
         frames = []
         for key in keys:
             path = self._path(context, key)
-            if not path.exists():
-                raise FileNotFoundError(
+            if not path.exists():  # a retry would find it missing too: fail at once
+                raise dg.Failure(
                     f"{context.asset_key.to_user_string()} has no stored output for partition "
-                    f"{key or '(unpartitioned)'}: materialize it first (looked for {path})"
+                    f"{key or '(unpartitioned)'}: materialize it first (looked for {path})",
+                    allow_retries=False,
                 )
             frames.append(pl.read_parquet(path, columns=list(columns) if columns else None))
         frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
