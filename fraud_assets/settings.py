@@ -45,18 +45,32 @@ def git_commit() -> str:
     commit = os.environ.get("FRAUD_GIT_COMMIT", "").strip()
     if commit:
         return commit[:12]
-    head = PROJECT_ROOT / ".git" / "HEAD"
     try:
-        ref = head.read_text().strip()
-        if ref.startswith("ref: "):
-            ref_path = PROJECT_ROOT / ".git" / ref[5:]
+        git_dir = _git_dir(PROJECT_ROOT / ".git")
+        ref = (git_dir / "HEAD").read_text().strip()
+        if not ref.startswith("ref: "):
+            return ref[:7]  # a detached HEAD names its commit
+        # A worktree keeps its HEAD in its own folder and the branches in the common one.
+        common = git_dir
+        if (git_dir / "commondir").exists():
+            common = (git_dir / (git_dir / "commondir").read_text().strip()).resolve()
+        for folder in dict.fromkeys([git_dir, common]):
+            ref_path = folder / ref[5:]
             if ref_path.exists():
                 return ref_path.read_text().strip()[:7]
-            packed = PROJECT_ROOT / ".git" / "packed-refs"
-            for line in packed.read_text().splitlines() if packed.exists() else []:
-                if line.endswith(" " + ref[5:]):
-                    return line.split()[0][:7]
-            return "unknown"
-        return ref[:7]
+        packed = common / "packed-refs"
+        for line in packed.read_text().splitlines() if packed.exists() else []:
+            if line.endswith(" " + ref[5:]):
+                return line.split()[0][:7]
+        return "unknown"
     except OSError:
         return "unknown"
+
+
+def _git_dir(dot_git: Path) -> Path:
+    """``.git`` itself, or the folder a worktree's ``.git`` file points to."""
+    if dot_git.is_file():
+        pointer = dot_git.read_text().strip()
+        if pointer.startswith("gitdir: "):
+            return (dot_git.parent / pointer[len("gitdir: ") :]).resolve()
+    return dot_git
