@@ -253,12 +253,30 @@ def train_bundle(args: argparse.Namespace) -> None:
                         "min_block_precision": 0.0,
                     }
                 },
+                # The replay gate compares against the bundle being replaced: open wide.
+                "replay_backtest": {
+                    "config": {
+                        "max_caught_drop": 1.0,
+                        "max_caught_amount_drop": 1.0,
+                        "max_fp_rate_increase": 1.0,
+                        "max_review_increase": 1e9,
+                        "max_block_precision_drop": 1.0,
+                    }
+                },
             },
             **QUIET,
         },
         raise_on_error=True,
     )
-    print(f"bundle: trained and promoted in {time.perf_counter() - began:.0f} s ({result.run_id})")
+    from fraud_assets import registry
+    from fraud_assets.clickhouse import ClickHouseResource
+
+    with ClickHouseResource().get_client() as client:
+        active = registry.active_version(client)
+    print(
+        f"bundle: trained in {time.perf_counter() - began:.0f} s ({result.run_id}); "
+        f"active version now {active}"
+    )
 
 
 # ---------------------------------------------------------------- paths
