@@ -18,6 +18,21 @@ def _events(result: dg.ExecuteInProcessResult, event_type: str) -> list:
     return [e for e in result.all_events if e.event_type_value == event_type]
 
 
+def _failing_first(fault: Exception) -> tuple[dg.AssetsDefinition, list[int]]:
+    """An asset that raises ``fault`` on its first attempt and succeeds after; its attempts."""
+    calls: list[int] = []
+
+    @dg.asset(retry_policy=FAST_RETRIES)
+    @retry_transient_only
+    def flaky(context: dg.AssetExecutionContext) -> int:
+        calls.append(context.retry_number)
+        if context.retry_number == 0:
+            raise fault
+        return 1
+
+    return flaky, calls
+
+
 def test_a_bug_fails_once_with_the_original_error_in_the_message():
     calls = []
 
@@ -39,16 +54,7 @@ def test_a_bug_fails_once_with_the_original_error_in_the_message():
 
 @pytest.mark.parametrize("fault", [TimeoutError("read timed out"), ConnectionError("reset")])
 def test_a_transient_fault_is_retried_until_it_clears(fault: Exception):
-    calls = []
-
-    @dg.asset(retry_policy=FAST_RETRIES)
-    @retry_transient_only
-    def flaky(context: dg.AssetExecutionContext) -> int:
-        calls.append(context.retry_number)
-        if context.retry_number == 0:
-            raise fault
-        return 1
-
+    flaky, calls = _failing_first(fault)
     result = _materialize(flaky)
     assert result.success
     assert calls == [0, 1]
@@ -94,16 +100,7 @@ def test_a_transient_fault_wrapped_in_another_exception_is_still_transient():
         wrapped = exc
     assert not is_transient(wrapped)
 
-    calls = []
-
-    @dg.asset(retry_policy=FAST_RETRIES)
-    @retry_transient_only
-    def reader(context: dg.AssetExecutionContext) -> int:
-        calls.append(context.retry_number)
-        if context.retry_number == 0:
-            raise wrapped
-        return 1
-
+    reader, calls = _failing_first(wrapped)
     assert _materialize(reader).success and calls == [0, 1]
 
 

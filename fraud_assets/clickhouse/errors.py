@@ -131,6 +131,13 @@ def _caused_by_transient(exc: BaseException) -> bool:
     return False
 
 
+def _retryable(exc: Exception) -> bool:
+    """Dagster's own control flow (its failures, retry requests and errors) or a transient fault."""
+    return isinstance(exc, dg.Failure | dg.RetryRequested | dg.DagsterError) or (
+        _caused_by_transient(exc)
+    )
+
+
 def _not_retried(exc: Exception) -> dg.Failure:
     return dg.Failure(
         description=f"{type(exc).__name__}: {exc} (not a transient fault, so not retried: "
@@ -147,18 +154,14 @@ def retry_transient_only(fn: Callable[..., Any]) -> Callable[..., Any]:
     ``is_transient``, checked along its cause chain) becomes a non-retryable
     ``dagster.Failure`` raised from it.
     """
-    passed = (dg.Failure, dg.RetryRequested, dg.DagsterError)
-
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def generator(*args: Any, **kwargs: Any) -> Any:
             try:
                 yield from fn(*args, **kwargs)
-            except passed:
-                raise
             except Exception as exc:
-                if _caused_by_transient(exc):
+                if _retryable(exc):
                     raise
                 raise _not_retried(exc) from exc
 
@@ -168,10 +171,8 @@ def retry_transient_only(fn: Callable[..., Any]) -> Callable[..., Any]:
     def function(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except passed:
-            raise
         except Exception as exc:
-            if _caused_by_transient(exc):
+            if _retryable(exc):
                 raise
             raise _not_retried(exc) from exc
 
