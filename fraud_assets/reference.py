@@ -9,6 +9,10 @@ from __future__ import annotations
 
 TRANSACTION_TYPES: tuple[str, ...] = ("buy", "sell", "withdraw", "deposit")
 
+# Larger than any real transaction: a unit or parsing error upstream. Scoring quarantines
+# such a row; history sums count it at this amount (features/compaction.py).
+MAX_AMOUNT_USD = 1e10
+
 CURRENCIES: tuple[str, ...] = ("BTC", "ETH", "USDT", "USDC", "SOL", "XRP", "BNB", "ADA")
 
 DEVICE_TYPES: tuple[str, ...] = ("mobile_ios", "mobile_android", "desktop_web", "api")

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 import polars as pl
 from clickhouse_connect.driver.client import Client
 
-from fraud_assets.reference import CURRENCIES, TRANSACTION_TYPES
+from fraud_assets.reference import CURRENCIES, MAX_AMOUNT_USD, TRANSACTION_TYPES
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "transaction_id",
@@ -43,7 +43,6 @@ NUMERIC_PROFILE_COLUMNS: tuple[str, ...] = (
     "time_since_last_transaction",
 )
 
-MAX_AMOUNT_USD = 1e10  # larger than any real transaction: a unit or parsing error upstream
 DUPLICATE_LOOKBACK = timedelta(days=7)
 
 REASONS: tuple[str, ...] = (

@@ -1,10 +1,10 @@
-"""The history loader's daily projection (sql/055): used, and never changing a feature.
+"""The history loader's daily projection (sql/056): used, and never changing a feature.
 
 ClickHouse answers the whole days of the summarised history from the
 ``user_daily`` projection of ``crypto_transactions``; these tests hold the
 loader to the features computed from every raw row, through late rows,
 duplicate ids, a regenerated (deleted and re-inserted) range, parts without
-the projection and reruns.
+the projection, reruns and rows whose amounts scoring would quarantine.
 """
 
 from __future__ import annotations
@@ -130,6 +130,43 @@ def test_parts_without_the_projection_give_the_same_features(clickhouse):
         )
         assert _from_database(client).equals(with_projection)
     assert with_projection.equals(_from_raw_rows(data, labels))
+
+
+def test_absurd_and_non_finite_amounts_in_history_are_capped_alike_on_both_paths(clickhouse):
+    """Quarantined rows stay in the table: their amounts enter history sums capped to
+    [0, MAX_AMOUNT_USD] (0 when not finite), from the projection, the rows and polars."""
+    data, labels = _world()
+    old = data.filter(pl.col("timestamp") < WINDOW - timedelta(days=3))
+    recent = data.filter(pl.col("timestamp").is_between(WINDOW - timedelta(hours=20), WINDOW))
+    amounts = [4.4e245, float("inf"), float("nan"), -5.0, 2e10, float("-inf")]
+    bad = pl.concat(
+        [
+            old.head(3).with_columns(pl.Series("amount", amounts[:3])),
+            old.tail(3).with_columns(pl.Series("amount", amounts[3:])),
+            recent.head(3).with_columns(pl.Series("amount", amounts[:3])),
+        ]
+    ).with_columns(pl.col("transaction_id") + "-bad")
+    everything = pl.concat([data, bad])
+    users = set(bad["user_id"])
+    with clickhouse.get_client() as client:
+        _insert(client, everything, labels)
+        assert "ReadFromMergeTree (user_daily)" in _plan(client, h.SUMMARY_SQL)
+        from_database = _from_database(client)
+        client.command(
+            "ALTER TABLE crypto_transactions CLEAR PROJECTION user_daily IN PARTITION 202502",
+            settings={"mutations_sync": 2},
+        )
+        assert _from_database(client).equals(from_database)
+    from_raw_rows = _from_raw_rows(everything, labels)
+    assert from_database.equals(from_raw_rows)
+    affected = from_database.filter(pl.col("user_id").is_in(list(users)))
+    assert affected.height > 0
+    sums = affected.select("log_user_avg_amount_30d", "log_amount_sum_24h", "user_tx_count_30d")
+    assert all(sums[c].is_finite().all() for c in sums.columns)
+    # The capped rows count as transactions: each bad user has more history than without them.
+    without = _from_raw_rows(data, labels).filter(pl.col("user_id").is_in(list(users)))
+    assert (affected["user_tx_count_30d"] >= without["user_tx_count_30d"]).all()
+    assert (affected["user_tx_count_30d"] > without["user_tx_count_30d"]).any()
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,11 @@ may be a transaction's *previous* transaction.
 Sums are integers (cents, log amounts in units of 1e-4, hour vectors in units
 of 1e-6) so that a summary is exact and ClickHouse computes the same numbers
 (``AGGREGATE_SQL``) as polars (``row_aggregates``).
+
+History is every row of ``crypto_transactions``, including rows that scoring
+quarantined: a row's amount enters the sums capped to [0, ``MAX_AMOUNT_USD``]
+and as 0 when it is not finite, so one absurd amount upstream can neither
+overflow the integer sums nor stop its user's scoring for 30 days.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import math
 import polars as pl
 
 from fraud_assets.features.frames import AGGREGATE_COLUMNS, REQUIRED_COLUMNS
+from fraud_assets.reference import MAX_AMOUNT_USD
 
 LOG_AMOUNT_QUANTUM = 10_000
 HOUR_VECTOR_QUANTUM = 1_000_000
@@ -49,7 +55,8 @@ HOUR_SIN: tuple[int, ...] = tuple(
 
 def row_aggregates() -> list[pl.Expr]:
     """The aggregate columns of single transactions (polars side of ``AGGREGATE_SQL``)."""
-    amount = pl.col("amount").clip(lower_bound=0)
+    raw = pl.col("amount")
+    amount = pl.when(raw.is_finite()).then(raw.clip(0, MAX_AMOUNT_USD)).otherwise(0.0)
     log_q = (amount.log1p() * LOG_AMOUNT_QUANTUM).round().cast(pl.Int64)
     hour = pl.col("timestamp").dt.hour()
     return [
@@ -74,11 +81,13 @@ def _sql_array(values: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(v) for v in values) + "]"
 
 
-_SQL_LOG_Q = "toInt64(round(log1p(greatest(amount, 0)) * 10000))"
+# The summed amount, as row_aggregates caps it (the literal is MAX_AMOUNT_USD).
+_SQL_AMOUNT = "if(isFinite(amount), least(greatest(amount, 0), 10000000000.), 0.)"
+_SQL_LOG_Q = f"toInt64(round(log1p({_SQL_AMOUNT}) * 10000))"
 # The same quantities in ClickHouse, per transaction; rounding is half-to-even on both sides.
 ROW_AGGREGATE_SQL: dict[str, str] = {
     "agg_rows": "toInt64(1)",
-    "agg_cents": "toInt64(round(greatest(amount, 0) * 100))",
+    "agg_cents": f"toInt64(round({_SQL_AMOUNT} * 100))",
     "agg_log_q": _SQL_LOG_Q,
     "agg_log_q2": f"{_SQL_LOG_Q} * {_SQL_LOG_Q}",
     "agg_hour_cos": f"toInt64(arrayElement({_sql_array(HOUR_COS)}, toHour(timestamp) + 1))",
@@ -86,13 +95,14 @@ ROW_AGGREGATE_SQL: dict[str, str] = {
     **{column: f"toInt64(transaction_type = '{kind}')" for kind, column in TYPE_AGGREGATES.items()},
 }
 # Sums over many rows; the row count is count(), the form the table's daily projection
-# (sql/055) stores: ClickHouse answers from the projection only for identical aggregates.
+# (sql/056) stores: ClickHouse answers from the projection only for identical aggregates.
 AGGREGATE_SQL: dict[str, str] = {
     name: "count()" if name == "agg_rows" else f"sum({expr})"
     for name, expr in ROW_AGGREGATE_SQL.items()
 }
 assert tuple(AGGREGATE_SQL) == AGGREGATE_COLUMNS
 assert LOG_AMOUNT_QUANTUM == 10_000  # literal in _SQL_LOG_Q
+assert MAX_AMOUNT_USD == 1e10  # literal in _SQL_AMOUNT
 
 
 def with_row_aggregates(frame: pl.DataFrame) -> pl.DataFrame:

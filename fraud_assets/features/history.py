@@ -13,7 +13,7 @@ instead of being transferred row by row: for an hourly partition that is
 everything older than 24 hours except each user's latest transaction, which
 cuts the transfer and the feature work by an order of magnitude while giving
 the same features as the raw rows. ClickHouse answers the whole UTC days of
-that part from the table's daily aggregate projection (``sql/055``), so a run
+that part from the table's daily aggregate projection (``sql/056``), so a run
 reads a few rows per user and day instead of every transaction; the partial
 days at either end are summed from the rows.
 """
@@ -70,7 +70,7 @@ _WINDOW_WALLETS = (
 _RELATED = f"(user_id IN ({_WINDOW_USERS}) OR wallet_address IN ({_WINDOW_WALLETS}))"
 _SUMMARISED = f"timestamp >= {_at('summary_start')} AND timestamp <= {_at('summary_end')}"
 # The summarised range in two parts: its whole UTC days, which ClickHouse answers
-# from the table's daily aggregate projection (sql/055: one row per day and
+# from the table's daily aggregate projection (sql/056: one row per day and
 # (user, country, device, wallet) instead of every transaction), and the rest
 # at either end, from the transactions. The projection is only a faster path to
 # the same sums: parts without it are read row by row.
