@@ -21,6 +21,7 @@ from fraud_assets.generator import (
     generate_into_clickhouse,
 )
 from fraud_assets.generator.labels import LABEL_COLUMNS
+from fraud_assets.generator.store import insert_frame
 from fraud_assets.reference import FRAUD_SCENARIOS
 
 START = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
@@ -69,6 +70,22 @@ def test_ranges_written_in_turn_continue_the_recorded_history(clickhouse) -> Non
     transactions, labels = _stored(clickhouse)
     _same(transactions, whole.transactions, ("timestamp", "transaction_id"))
     _same(labels, whole.labels, ("transaction_timestamp", "transaction_id"))
+
+
+def test_a_range_continues_past_rows_with_absurd_amounts(clickhouse) -> None:
+    """Rows scoring would quarantine stay in the table; the next range still continues it."""
+    generate_into_clickhouse(clickhouse, GeneratorConfig(start=START, end=MIDDLE, **SETTINGS))
+    with clickhouse.get_client() as client:
+        stored = _read(client, "crypto_transactions", TRANSACTION_COLUMNS, ("timestamp",)).head(3)
+        bad = stored.with_columns(
+            pl.Series("amount", [float("inf"), float("nan"), 4.4e245]),
+            pl.col("transaction_id") + "-bad",
+        )
+        insert_frame(client, "crypto_transactions", bad)
+    summary = generate_into_clickhouse(
+        clickhouse, GeneratorConfig(start=MIDDLE, end=END, **SETTINGS)
+    )
+    assert summary.rows > 0
 
 
 def test_regenerating_a_range_replaces_it(clickhouse) -> None:

@@ -82,12 +82,12 @@ def _sql_array(values: tuple[int, ...]) -> str:
 
 
 # The summed amount, as row_aggregates caps it (the literal is MAX_AMOUNT_USD).
-_SQL_AMOUNT = "if(isFinite(amount), least(greatest(amount, 0), 10000000000.), 0.)"
-_SQL_LOG_Q = f"toInt64(round(log1p({_SQL_AMOUNT}) * 10000))"
+SUMMED_AMOUNT_SQL = "if(isFinite(amount), least(greatest(amount, 0), 10000000000.), 0.)"
+_SQL_LOG_Q = f"toInt64(round(log1p({SUMMED_AMOUNT_SQL}) * 10000))"
 # The same quantities in ClickHouse, per transaction; rounding is half-to-even on both sides.
 ROW_AGGREGATE_SQL: dict[str, str] = {
     "agg_rows": "toInt64(1)",
-    "agg_cents": f"toInt64(round({_SQL_AMOUNT} * 100))",
+    "agg_cents": f"toInt64(round({SUMMED_AMOUNT_SQL} * 100))",
     "agg_log_q": _SQL_LOG_Q,
     "agg_log_q2": f"{_SQL_LOG_Q} * {_SQL_LOG_Q}",
     "agg_hour_cos": f"toInt64(arrayElement({_sql_array(HOUR_COS)}, toHour(timestamp) + 1))",
@@ -102,7 +102,7 @@ AGGREGATE_SQL: dict[str, str] = {
 }
 assert tuple(AGGREGATE_SQL) == AGGREGATE_COLUMNS
 assert LOG_AMOUNT_QUANTUM == 10_000  # literal in _SQL_LOG_Q
-assert MAX_AMOUNT_USD == 1e10  # literal in _SQL_AMOUNT
+assert MAX_AMOUNT_USD == 1e10  # literal in SUMMED_AMOUNT_SQL
 
 
 def with_row_aggregates(frame: pl.DataFrame) -> pl.DataFrame:

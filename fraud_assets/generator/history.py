@@ -14,12 +14,16 @@ from dataclasses import dataclass
 import polars as pl
 from clickhouse_connect.driver.client import Client
 
+from fraud_assets.features.compaction import SUMMED_AMOUNT_SQL
+
 DAY_S = 86_400
 
+# Amounts capped as the features sum them (SUMMED_AMOUNT_SQL): a row quarantined for an
+# absurd or non-finite amount must not stop a range from continuing the history.
 _USERS = """
 SELECT user_id,
        toInt64(count()) AS prior_count,
-       toInt64(sum(toInt64(round(amount * 100)))) AS prior_cents,
+       toInt64(sum(toInt64(round(if(isFinite(amount), least(greatest(amount, 0), 10000000000.), 0.) * 100)))) AS prior_cents,
        toInt64(toUnixTimestamp(max(timestamp))) AS prior_last_s
 FROM crypto_transactions
 WHERE timestamp < toDateTime(%(start)s, 'UTC')
@@ -35,11 +39,13 @@ WHERE timestamp >= toDateTime(%(since)s, 'UTC') AND timestamp < toDateTime(%(sta
 _WALLETS = """
 SELECT wallet_address,
        toInt64(toUnixTimestamp(min(timestamp))) AS prior_first_s,
-       toInt64(sum(toInt64(round(amount * 100)))) AS prior_cents
+       toInt64(sum(toInt64(round(if(isFinite(amount), least(greatest(amount, 0), 10000000000.), 0.) * 100)))) AS prior_cents
 FROM crypto_transactions
 WHERE timestamp < toDateTime(%(start)s, 'UTC')
 GROUP BY wallet_address
 """
+
+assert SUMMED_AMOUNT_SQL in _USERS and SUMMED_AMOUNT_SQL in _WALLETS
 
 _LATER = """
 SELECT count() FROM crypto_transactions WHERE timestamp >= toDateTime(%(end)s, 'UTC')
