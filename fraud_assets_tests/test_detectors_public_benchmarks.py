@@ -61,6 +61,7 @@ def test_isolation_forest_matches_published_pyod_roc_auc():
 
 
 REDUCED_SEEDS = (0, 1)
+# Cardio is at the published 0.785 on these two seeds (0.782 over ten), so it stays listed.
 AUTOENCODER_MISSES = {"6_cardio", "23_mammography", "24_mnist", "26_optdigits"}
 # The better detector leads the other by 0.1-0.25 ROC-AUC here; the fusion lands between.
 ENSEMBLE_DATASET_MISSES = {"6_cardio", "20_letter", "26_optdigits", "40_vowels"}
