@@ -31,9 +31,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fraud_assets.assets import scoring_steps as steps
+from fraud_assets.generator.store import insert_frame
 from fraud_assets.reference import COUNTRY_LOCATIONS, CURRENCIES, DEVICE_TYPES, TRANSACTION_TYPES
 from fraud_assets.validation import REASONS
 from fraud_assets_tests.reliability_support import (  # noqa: F401 (fixtures)
+    WEEK_END,
     World,
     failures,
     hour,
@@ -375,3 +377,30 @@ def test_malformed_rows_through_clickhouse_and_the_scoring_job(world: World, use
         f"\nbad input, through ClickHouse: {TRIED['clickhouse_cases']} cases, "
         f"{TRIED['clickhouse_rows']} rows"
     )
+
+
+def test_weekly_training_leaves_out_rows_that_scoring_would_quarantine(world: World):
+    """Corrupt rows and duplicate ids in the 30-day window (kept in the table, quarantined by
+    scoring) are left out of training too; the run says how many and why."""
+    with world.clickhouse.get_client() as client:
+        sample = pl.from_arrow(
+            client.query_arrow(
+                "SELECT * FROM crypto_transactions WHERE timestamp < {end:DateTime('UTC')} "
+                "ORDER BY transaction_id LIMIT 4",
+                parameters={"end": WEEK_END - timedelta(days=3)},
+            )
+        )
+        assert isinstance(sample, pl.DataFrame) and sample.height == 4
+        corrupt = sample.head(3).with_columns(
+            pl.col("transaction_id") + "-corrupt",
+            pl.Series("amount", [math.nan, math.inf, 4.4e245]),
+        )
+        insert_frame(client, "crypto_transactions", pl.concat([corrupt, sample.tail(1)]))
+    result = world.train()
+    assert result.success, failures(result)
+    (materialization,) = result.asset_materializations_for_node("extract_training_data")
+    metadata = materialization.metadata
+    assert metadata["invalid_rows_left_out"].value == 4
+    reasons = metadata["invalid_row_reasons"].value
+    assert "non_finite_amount" in reasons and "implausible_amount" in reasons
+    assert "duplicate_transaction_id" in reasons

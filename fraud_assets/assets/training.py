@@ -57,6 +57,7 @@ from fraud_assets.metadata_charts import line_chart, markdown_image
 from fraud_assets.notify import NotifierResource
 from fraud_assets.notify.message import Notification, model_promoted_notification
 from fraud_assets.partitions import weekly_partitions
+from fraud_assets.validation import split_valid
 
 GROUP = "training"
 INTERMEDIATE = "intermediate_io_manager"
@@ -79,7 +80,9 @@ class ExtractTrainingConfig(dg.Config):
     kinds={"clickhouse", "polars"},
     description="Seed task 1: the last 30 days of transactions before the week's end, labelled "
     "with the fraud labels known by then and split in time: the oldest 80% (known frauds "
-    "excluded) trains, the newest 20% (all rows) validates.",
+    "excluded) trains, the newest 20% (all rows) validates. Rows that scoring quarantines "
+    "(validation.split_valid: corrupt amounts, duplicate ids, …) are left out: the models learn "
+    "from the rows they will score.",
 )
 @retry_transient_only
 def extract_training_data(
@@ -88,8 +91,9 @@ def extract_training_data(
     end = context.partition_time_window.end
     start = end - timedelta(days=config.lookback_days)
     with clickhouse.get_client() as client:
-        transactions = load_transactions(client, start, end)
+        loaded = load_transactions(client, start, end)
         labels = read_labels(client, start, end, known_by=end)
+    transactions, invalid = split_valid(loaded, start, end)
     frame = label_and_split(transactions, labels, end, config.validation_fraction)
     if frame.is_empty():
         raise dg.Failure(
@@ -107,6 +111,12 @@ def extract_training_data(
             ),
             "known_frauds_excluded_from_training": int(
                 frame.filter((pl.col("split") == "train") & (pl.col("is_fraud") == 1)).height
+            ),
+            "invalid_rows_left_out": invalid.height,
+            "invalid_row_reasons": dg.MetadataValue.md(
+                invalid.group_by("reason").len().sort("reason").to_pandas().to_markdown(index=False)
+                if invalid.height
+                else "none"
             ),
         }
     )
