@@ -131,8 +131,9 @@ def _caused_by_transient(exc: BaseException) -> bool:
     return False
 
 
-def _retryable(exc: Exception) -> bool:
-    """Dagster's own control flow (its failures, retry requests and errors) or a transient fault."""
+def _passes_through(exc: Exception) -> bool:
+    """Raised as it is: Dagster's own control flow (its failures, retry requests and errors,
+    which decide retries themselves) or a transient fault (left to the RetryPolicy)."""
     return isinstance(exc, dg.Failure | dg.RetryRequested | dg.DagsterError) or (
         _caused_by_transient(exc)
     )
@@ -161,7 +162,7 @@ def retry_transient_only(fn: Callable[..., Any]) -> Callable[..., Any]:
             try:
                 yield from fn(*args, **kwargs)
             except Exception as exc:
-                if _retryable(exc):
+                if _passes_through(exc):
                     raise
                 raise _not_retried(exc) from exc
 
@@ -172,7 +173,7 @@ def retry_transient_only(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            if _retryable(exc):
+            if _passes_through(exc):
                 raise
             raise _not_retried(exc) from exc
 
