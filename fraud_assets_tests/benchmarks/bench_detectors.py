@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from support import peak_rss_mib  # noqa: E402
 
 from fraud_assets.detectors import (  # noqa: E402
     AutoencoderDetector,
@@ -30,10 +30,6 @@ from fraud_assets.detectors import (  # noqa: E402
     IsolationForestDetector,
     StatisticalRules,
 )
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def current_rss_mib() -> float:

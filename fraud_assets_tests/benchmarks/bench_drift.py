@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import tempfile
@@ -26,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
+from support import Timer, peak_rss_mib
 
 from fraud_assets.clickhouse import ClickHouseResource
 from fraud_assets.clickhouse.client import quote_identifier
@@ -87,10 +87,10 @@ def _time(fn, rounds: int) -> tuple[list[float], list[float]]:
     """Wall seconds and CPU seconds (every thread of the process, the engine's included)."""
     wall, cpu = [], []
     for _ in range(rounds):
-        started, started_cpu = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - started)
-        cpu.append(time.process_time() - started_cpu)
+        with Timer() as timer:
+            fn()
+        wall.append(timer.wall)
+        cpu.append(timer.cpu)
     return wall, cpu
 
 
@@ -162,7 +162,7 @@ def main() -> None:
                 f"{seconds[0]:.2f}s, CPU {cpu[0]:.2f}s ({args.rows / seconds[0]:,.0f} rows/s); on "
                 f"disk {bytes_on_disk / total * args.rows / 1e6:,.0f} MB per {args.rows:,} rows"
             )
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_mb = peak_rss_mib()
         print(f"peak RSS {peak_mb:,.0f} MB; load average {os.getloadavg()[0]:.1f} on "
               f"{os.cpu_count()} CPUs")  # fmt: skip
     finally:

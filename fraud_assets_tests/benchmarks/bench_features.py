@@ -21,42 +21,20 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+from support import Timer, peak_rss_mib
 
 from fraud_assets.features import extract_features, load_feature_inputs
 from fraud_assets.reference import COUNTRY_LOCATIONS, CURRENCIES, DEVICE_TYPES, TRANSACTION_TYPES
 
 HOUR = dt.datetime(2026, 3, 31, 14, tzinfo=dt.UTC)
 DAY_S = 86_400
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _cpu_s() -> float:
-    """CPU seconds of this process (the embedded engine included): steadier than wall
-    time on a shared machine."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-class _Timer:
-    def __enter__(self) -> _Timer:
-        self.wall, self.cpu = time.perf_counter(), _cpu_s()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall = time.perf_counter() - self.wall
-        self.cpu = _cpu_s() - self.cpu
 
 
 def transactions(
@@ -135,14 +113,14 @@ def _hour_and_history(args: argparse.Namespace) -> tuple[pl.DataFrame, pl.DataFr
 def _report(label: str, rows: int, wall: float, cpu: float) -> None:
     print(
         f"{label}: {rows:,} transactions in {wall:.2f}s = {rows / wall:,.0f} rows/s "
-        f"(CPU {cpu:.2f}s) | peak RSS {_peak_rss_mib():,.0f} MiB",
+        f"(CPU {cpu:.2f}s) | peak RSS {peak_rss_mib():,.0f} MiB",
         flush=True,
     )
 
 
 def hourly_raw(args: argparse.Namespace) -> None:
     hour, history = _hour_and_history(args)
-    with _Timer() as timer:
+    with Timer() as timer:
         features = extract_features(hour, history, pl.DataFrame())
     label = f"hourly, raw history ({history.height:,} rows)"
     _report(label, features.height, timer.wall, timer.cpu)
@@ -159,9 +137,9 @@ def hourly_clickhouse(args: argparse.Namespace) -> None:
                 for chunk in frame.iter_slices(2_000_000):
                     client.insert_arrow("crypto_transactions", chunk.to_arrow())
             del history
-            with _Timer() as load:
+            with Timer() as load:
                 inputs = load_feature_inputs(client, HOUR, HOUR + dt.timedelta(hours=1))
-        with _Timer() as compute:
+        with Timer() as compute:
             features = extract_features(*inputs)
     summaries = inputs.history.get_column("agg_rows").is_not_null().sum()
     raw = inputs.history.height - summaries
@@ -190,7 +168,7 @@ def training(args: argparse.Namespace) -> None:
     before = transactions(
         rows, args.training_users, start - dt.timedelta(days=days), days * DAY_S, 4, "b"
     )
-    with _Timer() as timer:
+    with Timer() as timer:
         features = extract_features(window, before, pl.DataFrame())
     label = f"training, {args.training_users:,} users x {days} days"
     _report(label, features.height, timer.wall, timer.cpu)

@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import resource
 import tempfile
 import time
 from pathlib import Path
 
+from support import peak_rss_mib
+
 from fraud_assets.clickhouse import ClickHouseResource
 from fraud_assets.generator import GeneratorConfig, generate_into_clickhouse
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _report(label: str, summary, total_s: float) -> None:
@@ -30,7 +27,7 @@ def _report(label: str, summary, total_s: float) -> None:
         f"{label}: {summary.rows:,} transactions | generate {summary.generate_s:.2f}s "
         f"({summary.rows / summary.generate_s:,.0f} rows/s) | write {summary.write_s:.2f}s "
         f"({summary.rows / summary.write_s:,.0f} rows/s) | end to end {total_s:.2f}s "
-        f"({summary.rows / total_s:,.0f} rows/s) | peak RSS {_peak_rss_mib():,.0f} MiB"
+        f"({summary.rows / total_s:,.0f} rows/s) | peak RSS {peak_rss_mib():,.0f} MiB"
     )
 
 

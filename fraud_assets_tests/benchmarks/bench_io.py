@@ -15,10 +15,8 @@ Runs on a fresh embedded database in a temporary folder unless --dsn is given.
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +26,7 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 from dagster._core.storage.db_io_manager import TableSlice
+from support import Timer, peak_rss_mib
 
 from fraud_assets.clickhouse import connect
 from fraud_assets.io import (
@@ -83,10 +82,6 @@ def _analytics() -> TableSlice:
     return TableSlice(table="crypto_transactions", schema="analytics")
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def contexts(load_type: type) -> tuple[dg.OutputContext, dg.InputContext]:
     """An output and an input context for the day's partition of crypto_transactions.
 
@@ -123,10 +118,9 @@ class Timings:
         self.best: dict[str, tuple[float, float]] = {}
 
     def time(self, label: str, fn: Callable[..., Any], *args: Any) -> Any:
-        start, cpu_start = time.perf_counter(), time.process_time()
-        result = fn(*args)
-        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-        self.best[label] = min(self.best.get(label, (float("inf"), 0.0)), (elapsed, cpu))
+        with Timer() as timer:
+            result = fn(*args)
+        self.best[label] = min(self.best.get(label, (float("inf"), 0.0)), (timer.wall, timer.cpu))
         return result
 
     def report(self) -> None:

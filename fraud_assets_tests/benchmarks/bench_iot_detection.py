@@ -10,10 +10,10 @@ of each detector alone, readings/s of detection and the process peak RSS.
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 
 import pandas as pd
+from support import peak_rss_mib
 
 from fraud_assets.generator.sensors import SensorFleet, generate_sensor_range
 from fraud_assets.iot import detection, evaluation
@@ -63,7 +63,7 @@ def main() -> None:
         print(
             total[["events", "event_recall", "precision"]].to_string(float_format="{:.3f}".format)
         )
-    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(f"peak RSS {peak_rss_mib():.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -33,29 +33,14 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from support import QUIET, Timer, fast_training_ops, peak_rss_mib, run_training, use_workdir
 
 WEEK_START = dt.datetime(2026, 3, 29, 2, tzinfo=dt.UTC)  # Sunday 02:00: a weekly partition end
 TRAINING_WEEK = "2026-03-22"
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def _environment(workdir: Path) -> None:
-    """Point every store at the work folder before fraud_assets reads its settings."""
-    os.environ["FRAUD_DATA_DIR"] = str(workdir / "data")
-    os.environ["FRAUD_MODEL_DIR"] = str(workdir / "models")
-    os.environ["DAGSTER_HOME"] = str(workdir / "dagster")
-    os.environ.pop("CLICKHOUSE_URL", None)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    (workdir / "dagster").mkdir(parents=True, exist_ok=True)
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def machine_memory_mib() -> float:
@@ -125,31 +110,8 @@ def generate_data(args: argparse.Namespace) -> None:
 
 
 def train_bundle(args: argparse.Namespace) -> None:
-    import dagster as dg
-
-    from fraud_assets.definitions import defs
-
-    began = time.perf_counter()
-    result = defs.resolve_job_def("train_ensemble_models").execute_in_process(
-        partition_key=TRAINING_WEEK,
-        instance=dg.DagsterInstance.get(),
-        run_config={
-            "ops": {
-                "extract_training_data": {"config": {"lookback_days": 2}},
-                "train_autoencoder": {"config": {"epochs": 2, "batch_size": 256}},
-                "validate_models_validation_quality_gates": {
-                    "config": {
-                        "min_roc_auc": 0.0,
-                        "min_recall_at_2pct": 0.0,
-                        "min_block_precision": 0.0,
-                    }
-                },
-            },
-            **QUIET,
-        },
-        raise_on_error=True,
-    )
-    print(f"bundle: trained and promoted in {time.perf_counter() - began:.0f} s ({result.run_id})")
+    result, timer = run_training(TRAINING_WEEK, fast_training_ops(lookback_days=2, epochs=2))
+    print(f"bundle: trained and promoted in {timer.wall:.0f} s ({result.run_id})")
 
 
 # ---------------------------------------------------------------- measured runs
@@ -169,14 +131,11 @@ def score(args: argparse.Namespace, what: str) -> None:
         "dagster/asset_partition_range_start": first.strftime("%Y-%m-%d-%H:00"),
         "dagster/asset_partition_range_end": last.strftime("%Y-%m-%d-%H:00"),
     }
-    began = time.perf_counter()
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    result = defs.resolve_job_def("ensemble_anomaly_detection").execute_in_process(
-        instance=dg.DagsterInstance.get(), tags=tags, run_config=QUIET, raise_on_error=True
-    )
-    wall = time.perf_counter() - began
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
+    with Timer() as timer:
+        result = defs.resolve_job_def("ensemble_anomaly_detection").execute_in_process(
+            instance=dg.DagsterInstance.get(), tags=tags, run_config=QUIET, raise_on_error=True
+        )
+    wall, cpu = timer.wall, timer.cpu
     rows = next(
         int(m.materialization.metadata["rows_read"].value)
         for m in result.get_asset_materialization_events()
@@ -227,7 +186,7 @@ def main() -> None:
     parser.add_argument("--phase", choices=["generate", "train", "backfill", "hour"])
     args = parser.parse_args()
     workdir = Path(args.workdir)
-    _environment(workdir)
+    use_workdir(workdir)
 
     if args.phase == "generate":
         return generate_data(args)

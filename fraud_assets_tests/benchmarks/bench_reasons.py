@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+from support import Timer, peak_rss_mib
 
 from fraud_assets.assets.scoring_steps import ENSEMBLE_INPUTS, ENSEMBLE_KEYS
 from fraud_assets.detectors import reasons as r
@@ -39,11 +38,9 @@ SETTINGS = SimulationSettings(users=1500, days=42, test_days=14, epochs=3, n_est
 
 
 def timed(label: str, fn, *args, **kwargs):
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = fn(*args, **kwargs)
-    print(
-        f"{label:48s} {time.perf_counter() - wall:7.2f} s wall {time.process_time() - cpu:7.2f} s CPU"
-    )
+    with Timer() as timer:
+        result = fn(*args, **kwargs)
+    print(f"{label:48s} {timer.wall:7.2f} s wall {timer.cpu:7.2f} s CPU")
     return result
 
 
@@ -99,7 +96,7 @@ def main() -> None:
         timed(
             "read features: every model input (now)", pl.read_parquet, path, columns=ENSEMBLE_INPUTS
         )
-    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
+    print(f"peak RSS {peak_rss_mib():,.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+from support import OPEN_GATES, QUIET, use_workdir
+
 FIRST_WEEK, SECOND_WEEK = "2026-03-15", "2026-03-22"
 SECOND_END = dt.datetime(2026, 3, 29, 2, tzinfo=dt.UTC)
 LABEL_DELAY_DAYS = 5
@@ -40,19 +42,11 @@ CONFIG = {
     "ops": {
         "train_autoencoder": {"config": {"epochs": 3, "batch_size": 256}},
         "validate_models_validation_quality_gates": {
-            "config": {"min_roc_auc": 0.0, "min_recall_at_2pct": 0.0, "min_block_precision": 0.0,
-                       "max_block_rate": 1.0}
+            "config": {**OPEN_GATES, "max_block_rate": 1.0}
         },
     },
-    "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-}  # fmt: skip
-
-
-def _environment(workdir: Path) -> None:
-    os.environ["FRAUD_DATA_DIR"] = str(workdir / "data")
-    os.environ["FRAUD_MODEL_DIR"] = str(workdir / "models")
-    os.environ.pop("CLICKHOUSE_URL", None)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    **QUIET,
+}
 
 
 def train(users: int) -> None:
@@ -147,7 +141,7 @@ def main() -> None:
     )
     parser.add_argument("--step", choices=["train", "replay"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    _environment(args.workdir)
+    use_workdir(args.workdir)
     if args.step == "train":
         return train(args.users)
     if args.step == "replay":

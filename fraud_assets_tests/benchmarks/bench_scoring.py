@@ -35,37 +35,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from support import QUIET, Timer, fast_training_ops, peak_rss_mib, run_training, use_workdir
+
 HISTORY_END = dt.datetime(2026, 3, 29, 2, tzinfo=dt.UTC)  # a Sunday 02:00: a weekly partition end
 TRAINING_WEEK = "2026-03-22"
 DEFAULT_WORKDIR = "/tmp/bench_scoring"
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def _environment(workdir: Path) -> None:
-    """Point every store at the work folder before fraud_assets reads its settings."""
-    os.environ["FRAUD_DATA_DIR"] = str(workdir / "data")
-    os.environ["FRAUD_MODEL_DIR"] = str(workdir / "models")
-    os.environ["DAGSTER_HOME"] = str(workdir / "dagster")
-    os.environ.pop("CLICKHOUSE_URL", None)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    (workdir / "dagster").mkdir(parents=True, exist_ok=True)
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def cpu_seconds() -> float:
-    """User + system CPU time of this process, all threads (the machine may be shared)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 class Stages:
@@ -81,9 +60,9 @@ class Stages:
         self.cpu: dict[str, float] = {}
 
     def run(self, name: str, fn, *args, **kwargs):
-        started, cpu = time.perf_counter(), cpu_seconds()
-        result = fn(*args, **kwargs)
-        self.add(name, time.perf_counter() - started, cpu_seconds() - cpu)
+        with Timer() as timer:
+            result = fn(*args, **kwargs)
+        self.add(name, timer.wall, timer.cpu)
         return result
 
     def add(self, name: str, seconds: float, cpu: float | None = None) -> None:
@@ -234,49 +213,24 @@ def settle(args: argparse.Namespace) -> None:
 
 
 def train_bundle(args: argparse.Namespace) -> None:
-    import dagster as dg
-
-    from fraud_assets.definitions import defs
-
-    began = time.perf_counter()
-    result = defs.get_job_def("train_ensemble_models").execute_in_process(
-        partition_key=TRAINING_WEEK,
-        instance=dg.DagsterInstance.get(),
-        run_config={
-            "ops": {
-                "extract_training_data": {"config": {"lookback_days": 1}},
-                "train_autoencoder": {"config": {"epochs": 3, "batch_size": 256}},
-                "validate_models_validation_quality_gates": {
-                    "config": {
-                        "min_roc_auc": 0.0,
-                        "min_recall_at_2pct": 0.0,
-                        "min_block_precision": 0.0,
-                    }
-                },
-                # The replay gate compares against the bundle being replaced: open wide.
-                "replay_backtest": {
-                    "config": {
-                        "max_caught_drop": 1.0,
-                        "max_caught_amount_drop": 1.0,
-                        "max_fp_rate_increase": 1.0,
-                        "max_review_increase": 1e9,
-                        "max_block_precision_drop": 1.0,
-                    }
-                },
-            },
-            **QUIET,
-        },
-        raise_on_error=True,
-    )
+    ops = fast_training_ops(lookback_days=1, epochs=3)
+    # The replay gate compares against the bundle being replaced: open wide.
+    ops["replay_backtest"] = {
+        "config": {
+            "max_caught_drop": 1.0,
+            "max_caught_amount_drop": 1.0,
+            "max_fp_rate_increase": 1.0,
+            "max_review_increase": 1e9,
+            "max_block_precision_drop": 1.0,
+        }
+    }
+    result, timer = run_training(TRAINING_WEEK, ops)
     from fraud_assets import registry
     from fraud_assets.clickhouse import ClickHouseResource
 
     with ClickHouseResource().get_client() as client:
         active = registry.active_version(client)
-    print(
-        f"bundle: trained in {time.perf_counter() - began:.0f} s ({result.run_id}); "
-        f"active version now {active}"
-    )
+    print(f"bundle: trained in {timer.wall:.0f} s ({result.run_id}); active version now {active}")
 
 
 # ---------------------------------------------------------------- paths
@@ -290,16 +244,18 @@ def run_job(args: argparse.Namespace, index: int) -> None:
 
     start, _ = _hour_window(index)
     key = start.strftime("%Y-%m-%d-%H:%M")
-    began, cpu = time.perf_counter(), cpu_seconds()
-    result = defs.get_job_def("ensemble_anomaly_detection").execute_in_process(
-        partition_key=key, instance=dg.DagsterInstance.get(), run_config=QUIET, raise_on_error=True
-    )
-    wall, cpu = time.perf_counter() - began, cpu_seconds() - cpu
+    with Timer() as timer:
+        result = defs.get_job_def("ensemble_anomaly_detection").execute_in_process(
+            partition_key=key,
+            instance=dg.DagsterInstance.get(),
+            run_config=QUIET,
+            raise_on_error=True,
+        )
     stages = Stages(args.hours[index])
     for event in result.all_events:
         if event.event_type_value == "STEP_SUCCESS":
             stages.add(event.step_key, event.event_specific_data.duration_ms / 1000)
-    stages.total("job, all steps", wall, cpu)
+    stages.total("job, all steps", timer.wall, timer.cpu)
 
 
 def _load_models(clickhouse, version: str):
@@ -418,7 +374,7 @@ def main() -> None:
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    _environment(Path(args.workdir))
+    use_workdir(Path(args.workdir))
 
     phases = {
         "generate": lambda: generate_data(args),

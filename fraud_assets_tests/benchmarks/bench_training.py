@@ -23,35 +23,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from support import OPEN_GATES, peak_rss_mib, run_training, use_workdir
+
 DATA_END = dt.datetime(2026, 3, 29, 2, tzinfo=dt.UTC)  # a Sunday 02:00: a weekly partition end
 WEEK = "2026-03-22"
 TARGET_S = 600.0
-
-
-def _environment(workdir: Path) -> None:
-    os.environ["FRAUD_DATA_DIR"] = str(workdir / "data")
-    os.environ["FRAUD_MODEL_DIR"] = str(workdir / "models")
-    os.environ["DAGSTER_HOME"] = str(workdir / "dagster")
-    os.environ.pop("CLICKHOUSE_URL", None)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    (workdir / "dagster").mkdir(parents=True, exist_ok=True)
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def cpu_seconds() -> float:
-    """User + system CPU time of this process, all threads (the machine may be shared)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def generate_data(args: argparse.Namespace) -> None:
@@ -81,26 +62,13 @@ def generate_data(args: argparse.Namespace) -> None:
 
 
 def train(args: argparse.Namespace) -> None:
-    import dagster as dg
-
-    from fraud_assets.definitions import defs
-
     autoencoder = {"epochs": args.epochs, "batch_size": args.batch_size, "patience": args.patience}
-    gates = {"min_roc_auc": 0.0, "min_recall_at_2pct": 0.0, "min_block_precision": 0.0}
-    began, cpu = time.perf_counter(), cpu_seconds()
-    result = defs.get_job_def("train_ensemble_models").execute_in_process(
-        partition_key=WEEK,
-        instance=dg.DagsterInstance.get(),
-        run_config={
-            "ops": {
-                "train_autoencoder": {"config": autoencoder},
-                "validate_models_validation_quality_gates": {"config": gates},
-            },
-            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-        },
-        raise_on_error=True,
-    )
-    wall, cpu = time.perf_counter() - began, cpu_seconds() - cpu
+    ops = {
+        "train_autoencoder": {"config": autoencoder},
+        "validate_models_validation_quality_gates": {"config": OPEN_GATES},
+    }
+    result, timer = run_training(WEEK, ops)
+    wall, cpu = timer.wall, timer.cpu
     print(f"train_ensemble_models, autoencoder {autoencoder}:")
     for event in result.all_events:
         if event.event_type_value == "STEP_SUCCESS":
@@ -153,7 +121,7 @@ def main() -> None:
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     args = parser.parse_args()
     workdir = Path(args.workdir)
-    _environment(workdir)
+    use_workdir(workdir)
     if args.phase == "generate":
         generate_data(args)
         return
