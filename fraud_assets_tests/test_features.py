@@ -556,13 +556,21 @@ def test_load_feature_inputs_reads_window_history_and_labels(clickhouse):
         inputs = load_feature_inputs(client, start, end)
 
     assert sorted(inputs.transactions["transaction_id"]) == ["w-u1", "w-u2"]
-    # u1's latest transaction older than a day (the greater id of two in the same
-    # second) stays a row; the rest, and u3's, are summarised
+    # History older than a day is summarised per key; each user's latest transaction in it
+    # stays a row as a stand-in (its time and keys, blank id, amount and type), whose count
+    # is taken out of its key's summary: u1's two same-second rows leave one counted there.
     summaries = inputs.history.filter(pl.col("agg_rows").is_not_null())
-    assert sorted(inputs.history["transaction_id"]) == ["", "", "h-u1-recent", "h-u1-twin"]
+    stand_ins = inputs.history.filter(
+        pl.col("agg_rows").is_null() & (pl.col("transaction_id") == "")
+    )
+    assert sorted(inputs.history["transaction_id"]) == ["", "", "", "", "h-u1-recent"]
+    assert sorted(stand_ins.select("user_id", "wallet_address", "amount").rows()) == [
+        ("u1", "w1", 0.0),
+        ("u3", "shared", 0.0),
+    ]
     assert sorted(summaries.select("user_id", "wallet_address", "agg_rows").rows()) == [
         ("u1", "w1", 1),
-        ("u3", "shared", 1),
+        ("u3", "shared", 0),
     ]
     assert inputs.labels["transaction_id"].to_list() == ["h-u1"]
     assert inputs.transactions.schema["timestamp"] == pl.Datetime("us", "UTC")

@@ -85,7 +85,6 @@ def test_history_queries_read_the_daily_projection(clickhouse):
     with clickhouse.get_client() as client:
         _insert(client, data, labels)
         assert "ReadFromMergeTree (user_daily)" in _plan(client, h.SUMMARY_SQL)
-        assert "ReadFromMergeTree (user_daily)" in _plan(client, h.LATEST_TIMES_SQL)
 
 
 def test_same_features_as_raw_rows_through_late_rows_duplicates_and_regeneration(clickhouse):
@@ -130,6 +129,45 @@ def test_parts_without_the_projection_give_the_same_features(clickhouse):
         )
         assert _from_database(client).equals(with_projection)
     assert with_projection.equals(_from_raw_rows(data, labels))
+
+
+def _tied_user(data: pl.DataFrame) -> pl.DataFrame:
+    """A user quiet for the last 3 days whose latest earlier transactions share one second
+    under two keys (country, device, wallet): the one with the greater id is the latest."""
+    template = data.head(1)
+    tie = WINDOW - timedelta(days=3, minutes=7)
+    rows = [
+        ("tied-0", tie - timedelta(days=5), "DE", "api", "0xaaaa", 120.0, "buy"),
+        ("tied-1", tie, "DE", "api", "0xaaaa", 250.5, "withdraw"),
+        ("tied-2", tie, "BR", "mobile_ios", "0xbbbb", 75.25, "sell"),
+        ("tied-3", WINDOW + timedelta(minutes=10), "BR", "desktop_web", "0xbbbb", 99.0, "buy"),
+    ]
+    return pl.concat(
+        template.with_columns(
+            transaction_id=pl.lit(ident),
+            timestamp=pl.lit(at).cast(pl.Datetime("us", "UTC")),
+            user_id=pl.lit("user-tied"),
+            ip_country=pl.lit(country),
+            device_type=pl.lit(device),
+            wallet_address=pl.lit(wallet),
+            amount=pl.lit(amount),
+            transaction_type=pl.lit(kind),
+        )
+        for ident, at, country, device, wallet, amount, kind in rows
+    )
+
+
+def test_a_latest_time_shared_by_two_keys_takes_the_greater_id(clickhouse):
+    data, labels = _world()
+    everything = pl.concat([data, _tied_user(data)])
+    with clickhouse.get_client() as client:
+        _insert(client, everything, labels)
+        from_database = _from_database(client)
+    assert from_database.equals(_from_raw_rows(everything, labels))
+    target = from_database.filter(pl.col("transaction_id") == "tied-3").row(0, named=True)
+    # Its previous transaction is tied-2 (BR, mobile_ios), not tied-1 (DE, api).
+    assert target["country_changed"] == 0.0 and target["device_changed"] == 1.0
+    assert target["user_tx_count_30d"] == 3.0
 
 
 def test_absurd_and_non_finite_amounts_in_history_are_capped_alike_on_both_paths(clickhouse):

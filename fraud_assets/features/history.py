@@ -15,7 +15,10 @@ cuts the transfer and the feature work by an order of magnitude while giving
 the same features as the raw rows. ClickHouse answers the whole UTC days of
 that part from the table's daily aggregate projection (``sql/056``), so a run
 reads a few rows per user and day instead of every transaction; the partial
-days at either end are summed from the rows.
+days at either end are summed from the rows. Each user's latest summarised
+transaction, which may be a transaction's previous one, comes back as a
+stand-in row found from the same sums (its key's latest time): its time,
+country, device and wallet, with its count and hour taken out of the summary.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import polars as pl
 from clickhouse_connect.driver.client import Client
 
 from fraud_assets.features.catalog import LOOKBACK_DAYS
-from fraud_assets.features.compaction import AGGREGATE_SQL, ROW_AGGREGATE_SQL, SUMMARY_KEYS
+from fraud_assets.features.compaction import AGGREGATE_SQL, SUMMARY_KEYS, row_aggregates
 from fraud_assets.features.frames import AGGREGATE_COLUMNS, HISTORY_COLUMNS, PROFILE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -68,7 +71,6 @@ _WINDOW_WALLETS = (
     "AND wallet_address != ''"
 )
 _RELATED = f"(user_id IN ({_WINDOW_USERS}) OR wallet_address IN ({_WINDOW_WALLETS}))"
-_SUMMARISED = f"timestamp >= {_at('summary_start')} AND timestamp <= {_at('summary_end')}"
 # The summarised range in two parts: its whole UTC days, which ClickHouse answers
 # from the table's daily aggregate projection (sql/056: one row per day and
 # (user, country, device, wallet) instead of every transaction), and the rest
@@ -109,36 +111,31 @@ HISTORY_SQL = (
     f"WHERE {_KEPT_AS_ROWS} AND {_RELATED}"
 )
 
-# Each window user's latest summarisable transactions (all those at the user's
-# latest time, found from the projection; the one with the greatest id is kept),
-# with their own aggregate values: it stays a row (it may be a transaction's
-# previous one) and is taken out of the summary. Matching on (user, time) keeps
-# the scan numeric.
-LATEST_TIMES_SQL = (
-    "SELECT user_id, max(part_time) FROM ("  # noqa: S608
-    + _both_parts(
-        "user_id, max(timestamp) AS part_time", f"user_id IN ({_WINDOW_USERS})", "user_id"
-    )
-    + ") GROUP BY user_id"
-)
-LATEST_SQL = (
-    f"SELECT {_select_list(HISTORY_COLUMNS).replace(' AS timestamp', ' AS time64')}, "  # noqa: S608
-    + ", ".join(f"{expr} AS {name}" for name, expr in ROW_AGGREGATE_SQL.items())
-    + f" FROM crypto_transactions WHERE {_SUMMARISED} "  # noqa: S608
-    f"AND (user_id, timestamp) IN ({LATEST_TIMES_SQL})"
-)
-
 _KEYS = ", ".join(SUMMARY_KEYS)
 SUMMARY_SQL = (
     f"SELECT {_KEYS}, "  # noqa: S608
     + ", ".join(f"toInt64(sum(part_{name})) AS {name}" for name in AGGREGATE_SQL)
-    + " FROM ("
+    # Each key's latest time (the projection keeps it per day): the latest row of a user
+    # lies under the key with the user's greatest one.
+    + ", toDateTime64(max(part_time), 6, 'UTC') AS latest_time FROM ("
     + _both_parts(
-        f"{_KEYS}, " + ", ".join(f"{expr} AS part_{name}" for name, expr in AGGREGATE_SQL.items()),
+        f"{_KEYS}, "
+        + ", ".join(f"{expr} AS part_{name}" for name, expr in AGGREGATE_SQL.items())
+        + ", max(timestamp) AS part_time",
         _RELATED,
         _KEYS,
     )
     + f") GROUP BY {_KEYS}"
+)
+
+# Users whose latest summarised time is shared by rows under several keys (two
+# transactions in one second): the one with the greatest id is their latest, so
+# those rows are read (the time, numeric, narrows the scan first).
+TIED_LATEST_SQL = (
+    "SELECT user_id, toDateTime64(timestamp, 6, 'UTC') AS timestamp, transaction_id, "
+    "ip_country, device_type, wallet_address FROM crypto_transactions "
+    "WHERE toUnixTimestamp(timestamp) IN {seconds:Array(Int64)} "
+    "AND user_id IN {users:Array(String)}"
 )
 
 # FINAL: the latest label per transaction, as the features read it.
@@ -209,12 +206,9 @@ def load_feature_inputs(
         **_day_split(summary_start, summary_end),
     }
     rows = _frame(client, HISTORY_SQL, parameters)
-    latest = (
-        _frame(client, LATEST_SQL, parameters, SUMMARY_SETTINGS)
-        .rename({"time64": "timestamp"})
-        .filter(pl.col("transaction_id") == pl.col("transaction_id").max().over("user_id"))
-    )
-    summary = _without(_frame(client, SUMMARY_SQL, parameters, SUMMARY_SETTINGS), latest)
+    summary = _frame(client, SUMMARY_SQL, parameters, SUMMARY_SETTINGS)
+    latest = _latest_rows(client, summary)
+    summary = _without(summary.drop("latest_time"), latest)
     if summary.height:
         summary = summary.with_columns(
             transaction_id=pl.lit(""),
@@ -264,16 +258,58 @@ def _day(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def _latest_rows(client: Client, summary: pl.DataFrame) -> pl.DataFrame:
+    """Each summarised user's latest transaction, as a stand-in row: its time and keys.
+
+    It stays a row because it may be a transaction's previous one, which needs
+    only its time, country and device. Its amount and type are left blank (0,
+    ""), and ``_without`` takes what such a row adds to the sums out of its
+    key's summary, so the totals stay exact without reading the row itself.
+    """
+    at_latest = summary.filter(
+        pl.col("latest_time") == pl.col("latest_time").max().over("user_id")
+    ).select(*SUMMARY_KEYS, pl.col("latest_time").alias("timestamp"))
+    tied = at_latest.filter(pl.len().over("user_id") > 1)
+    if tied.height == 0:
+        return _blank(at_latest)
+    times = tied.unique("user_id").select("user_id", "timestamp")
+    candidates = _frame(
+        client,
+        TIED_LATEST_SQL,
+        {
+            "seconds": times.get_column("timestamp").dt.epoch("s").unique().to_list(),
+            "users": times.get_column("user_id").to_list(),
+        },
+    ).join(times, on=["user_id", "timestamp"], how="semi")
+    chosen = candidates.filter(
+        pl.col("transaction_id") == pl.col("transaction_id").max().over("user_id")
+    ).select(*SUMMARY_KEYS, "timestamp")
+    return _blank(pl.concat([at_latest.filter(pl.len().over("user_id") == 1), chosen]))
+
+
+def _blank(latest: pl.DataFrame) -> pl.DataFrame:
+    return latest.with_columns(
+        transaction_id=pl.lit(""), amount=pl.lit(0.0), transaction_type=pl.lit("")
+    )
+
+
 def _without(summary: pl.DataFrame, latest: pl.DataFrame) -> pl.DataFrame:
-    """Summaries minus the latest rows' own aggregates (exact: all integers)."""
+    """Summaries minus what each stand-in row adds as a blank transaction (exact: integers).
+
+    A blank row (amount 0, no type) adds one to the row count and its hour to the
+    hour vector, nothing else; the rest of the latest transaction stays in the summary.
+    """
     if latest.height == 0:
         return summary
-    taken = latest.group_by(SUMMARY_KEYS).agg(pl.col(c).sum() for c in AGGREGATE_COLUMNS)
+    taken = (
+        latest.with_columns(row_aggregates())
+        .group_by(SUMMARY_KEYS)
+        .agg(pl.col(c).sum() for c in AGGREGATE_COLUMNS)
+    )
     return (
         summary.join(taken, on=SUMMARY_KEYS, how="left", suffix="_taken")
         .with_columns(
             (pl.col(c) - pl.col(f"{c}_taken").fill_null(0)).alias(c) for c in AGGREGATE_COLUMNS
         )
-        .filter(pl.col("agg_rows") > 0)
         .select(*SUMMARY_KEYS, *AGGREGATE_COLUMNS)
     )
