@@ -116,6 +116,28 @@ def random_transactions(
     )
 
 
+def hour_with_history(window_start: datetime, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """32 days of history for 40 users, then an hour of theirs, and 80 fraud labels."""
+    data = pl.concat(
+        [
+            random_transactions(
+                3000, 40, window_start - timedelta(days=32), timedelta(days=32), seed
+            ),
+            random_transactions(300, 40, window_start, timedelta(hours=1), seed=seed + 1),
+        ]
+    )
+    labels = data.sample(80, seed=6).select(
+        "transaction_id",
+        "user_id",
+        "wallet_address",
+        is_fraud=pl.lit(1, pl.UInt8),
+        fraud_type=pl.lit("amount_spike"),
+        labeled_at=pl.col("timestamp") + pl.duration(hours=2),
+        source=pl.lit("analyst"),
+    )
+    return data, labels
+
+
 # ----------------------------------------------------------------- catalog
 
 
@@ -588,23 +610,7 @@ def test_load_feature_inputs_reads_window_history_and_labels(clickhouse):
 def test_loaded_inputs_give_the_same_features_as_raw_history(clickhouse):
     """Summaries computed in ClickHouse are exact: same features as from every raw row."""
     window_start = datetime(2025, 3, 1, 5, tzinfo=UTC)
-    data = pl.concat(
-        [
-            random_transactions(
-                3000, 40, window_start - timedelta(days=32), timedelta(days=32), 31
-            ),
-            random_transactions(300, 40, window_start, timedelta(hours=1), seed=32),
-        ]
-    )
-    labels = data.sample(80, seed=6).select(
-        "transaction_id",
-        "user_id",
-        "wallet_address",
-        is_fraud=pl.lit(1, pl.UInt8),
-        fraud_type=pl.lit("amount_spike"),
-        labeled_at=pl.col("timestamp") + pl.duration(hours=2),
-        source=pl.lit("analyst"),
-    )
+    data, labels = hour_with_history(window_start, seed=31)
     with clickhouse.get_client() as client:
         client.insert_arrow("crypto_transactions", data.to_arrow())
         client.insert_arrow("transaction_labels", labels.to_arrow())

@@ -17,30 +17,14 @@ import pytest
 from fraud_assets.features import extract_features, load_feature_inputs
 from fraud_assets.features import history as h
 from fraud_assets.generator.store import delete_range, insert_frame
-from fraud_assets_tests.test_features import random_transactions
+from fraud_assets_tests.test_features import hour_with_history, random_transactions
 
 WINDOW = datetime(2025, 3, 1, 5, tzinfo=UTC)
 END = WINDOW + timedelta(hours=1)
 
 
 def _world() -> tuple[pl.DataFrame, pl.DataFrame]:
-    """32 days of history for 40 users, the window's hour, and fraud labels."""
-    data = pl.concat(
-        [
-            random_transactions(3000, 40, WINDOW - timedelta(days=32), timedelta(days=32), 41),
-            random_transactions(300, 40, WINDOW, timedelta(hours=1), seed=42),
-        ]
-    )
-    labels = data.sample(80, seed=6).select(
-        "transaction_id",
-        "user_id",
-        "wallet_address",
-        is_fraud=pl.lit(1, pl.UInt8),
-        fraud_type=pl.lit("amount_spike"),
-        labeled_at=pl.col("timestamp") + pl.duration(hours=2),
-        source=pl.lit("analyst"),
-    )
-    return data, labels
+    return hour_with_history(WINDOW, seed=41)
 
 
 def _from_raw_rows(data: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:

@@ -18,18 +18,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+import pandas as pd
+from support import peak_rss_mib
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from support import peak_rss_mib  # noqa: E402
-
-from fraud_assets.detectors import (  # noqa: E402
+from fraud_assets.detectors import (
     AutoencoderDetector,
     EnsembleCombiner,
     IsolationForestDetector,
     StatisticalRules,
 )
+
+# TensorFlow loads only when an autoencoder is fitted: quiet its logs before that.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def current_rss_mib() -> float:
