@@ -664,3 +664,18 @@ def test_generated_exchange_hours_match_their_day_and_show_the_fraud(clickhouse)
     assert found["impossible_travel"]["geo_velocity_kmh"] > 1_500
     assert found["velocity_burst"]["tx_count_5m"] >= 5
     assert found["structuring"]["amount_just_below_10k"] > 0.5
+
+
+def test_features_do_not_depend_on_the_thread_count(monkeypatch):
+    """Timelines and feature groups run on a thread pool; one thread gives the same frame."""
+    from fraud_assets.features import pipeline
+
+    window_start = datetime(2025, 3, 1, 5, tzinfo=UTC)
+    data, labels = hour_with_history(window_start, seed=53)
+    hour = data.filter(pl.col("timestamp") >= window_start)
+    history = data.filter(pl.col("timestamp") < window_start)
+    monkeypatch.setattr(pipeline, "THREADS", 4)
+    threaded = extract_features(hour, history, labels)
+    monkeypatch.setattr(pipeline, "THREADS", 1)
+    assert threaded.height == 300
+    assert threaded.equals(extract_features(hour, history, labels))

@@ -10,11 +10,16 @@ featurised in a 1-hour window with a history frame or inside a 30-day window
 
 The heavy lifting is polars (normalising, ordering, encodings) and vectorised
 numpy over sorted arrays (:mod:`fraud_assets.features.timeline`); there is no
-per-row Python.
+per-row Python. The timelines, and then the feature groups, do not depend on
+each other, and numpy and polars release the GIL in their loops, so each set
+runs on a small thread pool (1M-row hour on 2 cores: 5.5 → 4.3 s); the output
+does not depend on the number of threads.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +60,7 @@ LOOKBACK_MS = LOOKBACK_DAYS * DAY_MS
 LABEL_SHORT_WINDOW_MS = 7 * DAY_MS
 EARTH_RADIUS_KM = 6371.0088
 FLOAT64_FEATURES = frozenset({"amount"})
+THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 def lookback_start(timestamp: pl.Expr) -> pl.Expr:
@@ -79,13 +85,20 @@ def extract_features(
     rows = _rows(targets, _relevant_history(normalise_history(history), targets, span), span)
     codes = _codes(rows.frame, normalise_labels(labels))
 
-    features: dict[str, np.ndarray] = {}
-    features.update(_amount_and_encoding_features(targets))
-    features.update(_time_based_features(targets))
-    features.update(_user_behaviour_features(rows, targets, codes))
-    features.update(_wallet_features(rows, codes))
-    features.update(_feedback_features(rows, codes))
-    features.update(_novelty_features(rows, codes))
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        groups = _timeline_groups(codes)
+        rows.timelines = dict(zip(groups, pool.map(rows.timeline, groups.values()), strict=True))
+        parts = [
+            pool.submit(_user_behaviour_features, rows, targets, codes),
+            pool.submit(_amount_and_encoding_features, targets),
+            pool.submit(_time_based_features, targets),
+            pool.submit(_wallet_features, rows, codes),
+            pool.submit(_feedback_features, rows, codes),
+            pool.submit(_novelty_features, rows, codes),
+        ]
+        features: dict[str, np.ndarray] = {}
+        for part in parts:
+            features.update(part.result())
     return _assemble(targets, features)
 
 
@@ -143,15 +156,10 @@ class _Rows:
     time_order: np.ndarray
     time_origin: int
     stride: int
-    timelines: dict[str, Timeline] = field(default_factory=dict)
+    timelines: dict[str, Timeline] = field(default_factory=dict)  # by _timeline_groups' keys
 
-    def timeline(self, group: np.ndarray, key: str) -> Timeline:
-        """The rows' timeline for ``group``, built once per ``key`` (sorting is the cost)."""
-        if key not in self.timelines:
-            self.timelines[key] = self._build_timeline(group)
-        return self.timelines[key]
-
-    def _build_timeline(self, group: np.ndarray) -> Timeline:
+    def timeline(self, group: np.ndarray) -> Timeline:
+        """The rows ordered within each ``group`` (sorting is the cost: build each once)."""
         return Timeline(
             group,
             self.time_ms,
@@ -285,6 +293,17 @@ def _combine_codes(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
     return major * (int(minor.max(initial=0)) + 1) + minor
 
 
+def _timeline_groups(codes: _Codes) -> dict[str, np.ndarray]:
+    """The groupings the feature groups look back over, by the key they use."""
+    return {
+        "user": codes.user,
+        "wallet": codes.wallet,
+        "user×country": _combine_codes(codes.user, codes.country),
+        "user×device": _combine_codes(codes.user, codes.device),
+        "user×wallet": _combine_codes(codes.user, codes.wallet),
+    }
+
+
 # ---------------------------------------------------------------- feature groups
 
 
@@ -352,7 +371,7 @@ def _user_behaviour_features(rows: _Rows, targets: pl.DataFrame, codes: _Codes) 
     t = rows.target_time_ms
     start = rows.span.lookback_start_ms
 
-    user = rows.timeline(codes.user, "user")
+    user = rows.timelines["user"]
     w5m = user.window(t - 5 * MINUTE_MS, inclusive_start=False, include_self=True)
     w1h = user.window(t - HOUR_MS, inclusive_start=False, include_self=True)
     w24h = user.window(t - DAY_MS, inclusive_start=False, include_self=True)
@@ -417,8 +436,8 @@ def _user_behaviour_features(rows: _Rows, targets: pl.DataFrame, codes: _Codes) 
         flags = user.prefix_sorted(user.changes_from_predecessor(values))
         return user.to_targets(user.pairs_sum(flags, w24h)).astype(np.float64)
 
-    def prior_in_group(minor: np.ndarray, key: str) -> np.ndarray:
-        timeline = rows.timeline(_combine_codes(codes.user, minor), key)
+    def prior_in_group(key: str) -> np.ndarray:
+        timeline = rows.timelines[key]
         window = timeline.window(start, inclusive_start=True, include_self=False)
         weights = timeline.prefix(rows.column("agg_rows"))
         return timeline.to_targets(timeline.window_sum(weights, window)).astype(np.float64)
@@ -445,15 +464,11 @@ def _user_behaviour_features(rows: _Rows, targets: pl.DataFrame, codes: _Codes) 
         "country_changes_24h": changes_24h(codes.country),
         "device_changes_24h": changes_24h(codes.device),
         "country_changed": country_changed.astype(np.float64),
-        "is_new_country_for_user": (prior_in_group(codes.country, "user×country") == 0).astype(
-            np.float64
-        ),
+        "is_new_country_for_user": (prior_in_group("user×country") == 0).astype(np.float64),
         "geo_distance_km": distance,
         "geo_velocity_kmh": velocity,
         "device_changed": device_changed.astype(np.float64),
-        "is_new_device_for_user": (prior_in_group(codes.device, "user×device") == 0).astype(
-            np.float64
-        ),
+        "is_new_device_for_user": (prior_in_group("user×device") == 0).astype(np.float64),
     }
 
 
@@ -483,7 +498,7 @@ def _wallet_features(rows: _Rows, codes: _Codes) -> dict:
     has_wallet = codes.has_wallet[: rows.n_targets]
     weights = rows.column("agg_rows")
 
-    wallet = rows.timeline(codes.wallet, "wallet")
+    wallet = rows.timelines["wallet"]
     w24h = wallet.window(t - DAY_MS, inclusive_start=False, include_self=True)
     w30d = wallet.window(start, inclusive_start=True, include_self=False)
     wallet_rows = wallet.prefix(weights)
@@ -492,7 +507,7 @@ def _wallet_features(rows: _Rows, codes: _Codes) -> dict:
     sum_24h = wallet.to_targets(wallet.window_sum(cents, w24h)) / 100.0
     count_30d = wallet.to_targets(wallet.window_sum(wallet_rows, w30d)).astype(np.float64)
 
-    user_wallet = rows.timeline(_combine_codes(codes.user, codes.wallet), "user×wallet")
+    user_wallet = rows.timelines["user×wallet"]
     own = user_wallet.window(start, inclusive_start=True, include_self=False)
     own_rows = user_wallet.window_sum(user_wallet.prefix(weights), own)
     own_30d = user_wallet.to_targets(own_rows).astype(np.float64)
@@ -556,8 +571,8 @@ def _novelty_features(rows: _Rows, codes: _Codes) -> dict:
     start = rows.span.lookback_start_ms
     weights = rows.column("agg_rows")
 
-    def before_last_day(group: np.ndarray, key: str) -> np.ndarray:
-        timeline = rows.timeline(group, key)
+    def before_last_day(key: str) -> np.ndarray:
+        timeline = rows.timelines[key]
         prefix = timeline.prefix(weights)
         whole = timeline.window(start, inclusive_start=True, include_self=False)
         last_day = timeline.window(t - DAY_MS, inclusive_start=False, include_self=False)
@@ -565,7 +580,7 @@ def _novelty_features(rows: _Rows, codes: _Codes) -> dict:
         return timeline.to_targets(older).astype(np.float64)
 
     has_wallet = codes.has_wallet[:n]
-    user_older = before_last_day(codes.user, "user")
+    user_older = before_last_day("user")
     low, high = NEAR_LIMIT_RANGE_USD
     amount = rows.column("amount")
     near_limit = (
@@ -574,20 +589,16 @@ def _novelty_features(rows: _Rows, codes: _Codes) -> dict:
         & (amount < high)
         & ~rows.is_summary
     ).astype(np.int64)
-    user = rows.timeline(codes.user, "user")
+    user = rows.timelines["user"]
     w24h = user.window(t - DAY_MS, inclusive_start=False, include_self=True)
     near_limit_24h = user.to_targets(user.window_sum(user.prefix(near_limit), w24h))
     return {
         "log_user_tx_count_before_24h": np.log1p(user_older),
-        "is_recent_device_for_user": (
-            before_last_day(_combine_codes(codes.user, codes.device), "user×device") == 0
-        ).astype(np.float64),
-        "is_recent_country_for_user": (
-            before_last_day(_combine_codes(codes.user, codes.country), "user×country") == 0
-        ).astype(np.float64),
+        "is_recent_device_for_user": (before_last_day("user×device") == 0).astype(np.float64),
+        "is_recent_country_for_user": (before_last_day("user×country") == 0).astype(np.float64),
         "is_recent_wallet_for_user": np.where(
             has_wallet,
-            before_last_day(_combine_codes(codes.user, codes.wallet), "user×wallet") == 0,
+            before_last_day("user×wallet") == 0,
             False,
         ).astype(np.float64),
         "near_limit_withdrawals_24h": near_limit_24h.astype(np.float64),
