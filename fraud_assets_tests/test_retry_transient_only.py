@@ -104,6 +104,20 @@ def test_a_transient_fault_wrapped_in_another_exception_is_still_transient():
     assert _materialize(reader).success and calls == [0, 1]
 
 
+def test_a_bug_while_handling_a_transient_fault_is_not_retried():
+    try:
+        try:
+            raise ConnectionError("connection refused")
+        except ConnectionError:
+            {}["fallback"]  # noqa: B018 - the bug: implicit __context__, no "from"
+    except KeyError as exc:
+        bug = exc
+    assert isinstance(bug.__context__, ConnectionError)
+
+    reader, calls = _failing_first(bug)
+    assert not _materialize(reader).success and calls == [0]
+
+
 def test_dagster_failures_pass_through_unchanged():
     @dg.asset(retry_policy=FAST_RETRIES)
     @retry_transient_only

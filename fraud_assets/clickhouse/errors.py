@@ -120,14 +120,19 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _caused_by_transient(exc: BaseException) -> bool:
-    """``exc`` or an exception it was raised from is transient."""
+    """``exc`` or an exception it was raised *from* (``raise ... from``) is transient.
+
+    An implicit ``__context__`` is not followed: an error raised while handling a
+    transient one (a bug in an ``except`` block) is a new failure that another
+    attempt would repeat.
+    """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         if is_transient(current):
             return True
         seen.add(id(current))
-        current = current.__cause__ or current.__context__
+        current = current.__cause__
     return False
 
 
