@@ -109,6 +109,19 @@ def test_combiner_needs_both_classes_and_reads_rules_by_name():
     )
 
 
+def test_combiner_fits_on_the_models_alone_when_there_are_no_rules():
+    # The public benchmark has labels but no rules: zero rule columns, two model inputs.
+    _, _, iso, ae, y = _synthetic(n=5000)
+    no_rules = np.zeros((len(y), 0), dtype=bool)
+    combiner = StackedCombiner().fit(no_rules, (), iso, ae, y)
+    assert combiner.inputs == ("isolation_forest", "autoencoder")
+    assert combiner.weights()["isolation_forest"] > abs(combiner.weights()["autoencoder"])
+    p = combiner.predict_proba(no_rules, (), iso, ae)
+    assert p[y].mean() > 5 * p[~y].mean()
+    loaded = StackedCombiner.from_dict(combiner.to_dict())
+    np.testing.assert_allclose(loaded.predict_proba(no_rules, (), iso, ae), p)
+
+
 def test_ensemble_with_a_fitted_combiner_puts_probabilities_on_the_seed_scale():
     fired, names, iso, ae, y = _synthetic(n=5000)
     combiner = StackedCombiner().fit(fired, names, iso, ae, y)

@@ -10,8 +10,10 @@ so one row with a hundred-fold error would otherwise decide the sum alone,
 and in log space a ten-fold error is the same step wherever it starts.
 
 Ranking only: the fused score has no calibrated meaning. On the public
-benchmark (``evaluation/public_benchmarks.py``) it is what "the ensemble"
-means; the exchange's scoring uses ``EnsembleCombiner`` on calibrated risks.
+benchmark (``evaluation/public_benchmarks.py``) it is the ensemble of the
+semi-supervised protocol (normal-only training rows, no labels) and the
+label-free comparison beside the fitted ``StackedCombiner`` under the PyOD
+protocol; the exchange's scoring uses ``EnsembleCombiner`` on calibrated risks.
 """
 
 from __future__ import annotations
