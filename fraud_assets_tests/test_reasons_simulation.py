@@ -15,15 +15,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from fraud_assets.evaluation.simulation import (
-    SimulationSettings,
-    local_resources,
-    train_bundle,
-    window_features,
-)
+from fraud_assets.evaluation.simulation import SimulationSettings, trained_and_scored_week
 from fraud_assets.features.reason_wording import BASELINE_WORDS, REASONS
-from fraud_assets.generator.config import GeneratorConfig
-from fraud_assets.generator.load import generate_into_clickhouse
 from fraud_assets.reference import FRAUD_SCENARIOS
 
 SETTINGS = SimulationSettings(users=1500, days=42, test_days=14, epochs=3, n_estimators=100)
@@ -43,16 +36,7 @@ MIN_ROWS = 5  # fewer and one row moves the rate by a fifth or more
 @pytest.fixture(scope="module")
 def explained(tmp_path_factory) -> pl.DataFrame:
     root = tmp_path_factory.mktemp("reasons_simulation")
-    resources = local_resources(root)
-    clickhouse = resources["clickhouse"]
-    generate_into_clickhouse(
-        clickhouse,
-        GeneratorConfig(
-            start=SETTINGS.start, end=SETTINGS.end, users=SETTINGS.users, seed=SETTINGS.seed
-        ),
-    )
-    bundle, _ = train_bundle(SETTINGS, root, resources)
-    features = window_features(clickhouse, SETTINGS.test_start, SETTINGS.end)
+    bundle, features = trained_and_scored_week(SETTINGS, root)
     scored = bundle.score(features)
     reasons = bundle.reasons(features, scored)
     in_full = np.zeros(features.height, dtype=bool)

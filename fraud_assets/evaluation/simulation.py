@@ -267,6 +267,26 @@ def train_bundle(settings: SimulationSettings, root: Path, resources: dict[str, 
     return bundle, load("validate_models").data
 
 
+def generate(settings: SimulationSettings, clickhouse):
+    """The simulator's traffic for ``settings`` into ``clickhouse``; its summary."""
+    from fraud_assets.generator.config import GeneratorConfig
+    from fraud_assets.generator.load import generate_into_clickhouse
+
+    config = GeneratorConfig(
+        start=settings.start, end=settings.end, users=settings.users, seed=settings.seed
+    )
+    return generate_into_clickhouse(clickhouse, config)
+
+
+def trained_and_scored_week(settings: SimulationSettings, root: Path):
+    """Generate under ``root``, train on the weeks before the test days; return the bundle
+    and the test days' features (with their labels), ready to score."""
+    resources = local_resources(root)
+    generate(settings, resources["clickhouse"])
+    bundle, _ = train_bundle(settings, root, resources)
+    return bundle, window_features(resources["clickhouse"], settings.test_start, settings.end)
+
+
 def window_features(clickhouse, start: datetime, end: datetime) -> pl.DataFrame:
     """The scored window's features, as the scoring graph computes them, with matured labels."""
     from fraud_assets.assets.training_steps import read_labels
@@ -294,18 +314,12 @@ def run_simulation(
 
 
 def _run(settings: SimulationSettings, root: Path, log: Callable[[str], None]) -> SimulationResult:
-    from fraud_assets.generator.config import GeneratorConfig
-    from fraud_assets.generator.load import generate_into_clickhouse
-
     seconds: dict[str, float] = {}
     resources = local_resources(root)
     clickhouse = resources["clickhouse"]
 
     began = time.perf_counter()
-    config = GeneratorConfig(
-        start=settings.start, end=settings.end, users=settings.users, seed=settings.seed
-    )
-    summary = generate_into_clickhouse(clickhouse, config)
+    summary = generate(settings, clickhouse)
     seconds["generate"] = time.perf_counter() - began
     log(
         f"generated {summary.rows:,} transactions ({summary.fraud_total:,} fraudulent) "

@@ -25,14 +25,7 @@ from support import Timer, peak_rss_mib
 
 from fraud_assets.assets.scoring_steps import ENSEMBLE_INPUTS, ENSEMBLE_KEYS
 from fraud_assets.detectors import reasons as r
-from fraud_assets.evaluation.simulation import (
-    SimulationSettings,
-    local_resources,
-    train_bundle,
-    window_features,
-)
-from fraud_assets.generator.config import GeneratorConfig
-from fraud_assets.generator.load import generate_into_clickhouse
+from fraud_assets.evaluation.simulation import SimulationSettings, trained_and_scored_week
 
 SETTINGS = SimulationSettings(users=1500, days=42, test_days=14, epochs=3, n_estimators=100)
 
@@ -51,16 +44,7 @@ def main() -> None:
     print(f"load average {os.getloadavg()}, {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="bench_reasons_") as tmp:
         root = Path(tmp)
-        resources = local_resources(root)
-        clickhouse = resources["clickhouse"]
-        generate_into_clickhouse(
-            clickhouse,
-            GeneratorConfig(
-                start=SETTINGS.start, end=SETTINGS.end, users=SETTINGS.users, seed=SETTINGS.seed
-            ),
-        )
-        bundle, _ = train_bundle(SETTINGS, root, resources)
-        base = window_features(clickhouse, SETTINGS.test_start, SETTINGS.end)
+        bundle, base = trained_and_scored_week(SETTINGS, root)
         features = pl.concat([base] * (args.rows // base.height + 1)).head(args.rows)
         features = features.with_columns(
             pl.int_range(pl.len()).cast(pl.Utf8).alias("transaction_id"),
