@@ -49,8 +49,8 @@ BLOCK_PROBABILITY = 0.70
 # input's weight (x: a 0/1 flag, or a surprisal, 0.69 at 1 in 100 normal rows,
 # 1.39 at 1 in 10,000), so the prior counts as much as 80 labels on a flag, 40
 # labels at 1 in 10,000 or 170 at 1 in 100 on a model input: several hundred
-# move the weights, a few dozen leave them near the prior (at 600 simulated customers, 1.0 overfit the ~100 known frauds: PR-AUC
-# 0.60 vs 0.80).
+# move the weights, a few dozen leave them near the prior (at 600 simulated
+# customers, 1.0 overfit the ~100 known frauds: PR-AUC 0.60 vs 0.80).
 L2 = 20.0
 
 
