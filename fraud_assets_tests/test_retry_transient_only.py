@@ -109,8 +109,8 @@ def test_a_bug_while_handling_a_transient_fault_is_not_retried():
         try:
             raise ConnectionError("connection refused")
         except ConnectionError:
-            {}["fallback"]  # noqa: B018 - the bug: implicit __context__, no "from"
-    except KeyError as exc:
+            int("fallback")  # the bug: raised while handling, so only an implicit __context__
+    except ValueError as exc:
         bug = exc
     assert isinstance(bug.__context__, ConnectionError)
 
