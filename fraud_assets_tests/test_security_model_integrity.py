@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fraud_assets import registry
-from fraud_assets.bundle_loader import UnverifiedModelError, load_component
+from fraud_assets import bundle_loader, registry
+from fraud_assets.bundle_loader import UnverifiedModelError, load_component, prefetch_bundle
 from fraud_assets.io.model_store import MANIFEST, sha256_file
 from fraud_assets_tests.reliability_support import (  # noqa: F401 (fixtures)
     World,
@@ -137,6 +137,30 @@ def test_untouched_bundle_loads(world: World):
         version = registry.active_version(client)
         for component in ("scaler", "isolation_forest", "autoencoder", "thresholds"):
             assert load_component(client, version, component) is not None
+
+
+def test_prefetched_bundle_is_what_the_steps_load(world: World):
+    bundle_loader._load_artifact.cache_clear()
+    version = world.active_version()
+    with world.clickhouse.get_client() as client:
+        prefetch_bundle(client, version).join(timeout=120)
+        loaded = bundle_loader._load_artifact.cache_info()
+        assert loaded.currsize == len(bundle_loader.COMPONENTS)
+        for component in bundle_loader.COMPONENTS:
+            load_component(client, version, component)
+    after = bundle_loader._load_artifact.cache_info()
+    assert after.misses == loaded.misses, "every piece came from the prefetched cache"
+
+
+def test_prefetching_a_tampered_bundle_reports_nothing_and_the_step_refuses(world: World):
+    bundle_loader._load_artifact.cache_clear()
+    _pickle_payload(world, "isolation_forest")
+    version = world.active_version()
+    with world.clickhouse.get_client() as client:
+        prefetch_bundle(client, version).join(timeout=120)  # raises nothing
+        with pytest.raises(UnverifiedModelError, match="refusing to load its isolation_forest"):
+            load_component(client, version, "isolation_forest")
+    assert not (world.root / MARKER_NAME).exists(), "the payload must never run"
 
 
 @pytest.mark.parametrize(("attack", "model_type"), CASES, ids=["-".join(c) for c in CASES])

@@ -22,6 +22,7 @@ import dagster as dg
 import polars as pl
 
 from fraud_assets.assets import scoring_steps as steps
+from fraud_assets.bundle_loader import prefetch_bundle
 from fraud_assets.clickhouse import ClickHouseResource
 from fraud_assets.clickhouse.errors import CLICKHOUSE_RETRY_POLICY, retry_transient_only
 from fraud_assets.detectors.ensemble import EnsembleConfig
@@ -118,6 +119,7 @@ def feature_engineering(
     started = time.perf_counter()
     with clickhouse.get_client() as client:
         version = steps.active_version_or_fail(client)
+        prefetch_bundle(client, version)  # model loads overlap the features
         features = steps.features_for(client, extract_transactions, window.start, window.end)
     context.add_output_metadata(
         {
