@@ -5,11 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from fraud_assets.clickhouse import ClickHouseResource, EmbeddedBusyError, connect, redact_dsn
+from fraud_assets.clickhouse import client as client_module
+from fraud_assets.clickhouse.client import embedded_path
 from fraud_assets.clickhouse.migrations import apply_migrations, discover
 
 SEED_COLUMNS = {
@@ -153,6 +156,73 @@ def test_nested_use_in_one_process_shares_the_client(clickhouse: ClickHouseResou
     with clickhouse.get_client() as outer, clickhouse.get_client() as inner:
         assert outer is inner
         assert inner.query("SELECT 1").result_rows == [(1,)]
+
+
+def test_consecutive_units_in_one_process_reuse_the_open_engine(clickhouse_dsn: str):
+    with connect(clickhouse_dsn, "analytics") as first:
+        pass
+    with connect(clickhouse_dsn, "analytics") as second:
+        assert second.query("SELECT 1").result_rows == [(1,)]
+    assert first is second
+
+
+_ASKER = textwrap.dedent(
+    """
+    import sys
+    from fraud_assets.clickhouse import connect
+    with connect(sys.argv[1], "analytics", lock_timeout_s=float(sys.argv[2])) as client:
+        client.insert("asks", [["child"]], column_names=["who"])
+    print("wrote")
+    """
+)
+
+
+def test_a_lingering_engine_gives_way_to_a_process_that_asks(clickhouse_dsn: str):
+    """This process keeps the engine open after its unit (the linger, 10 s); another process
+    waiting at most 5 s still gets it, because waiting asks the holder to close."""
+    with connect(clickhouse_dsn, "analytics") as client:
+        client.command("CREATE TABLE asks (who String) ENGINE = MergeTree ORDER BY who")
+        client.insert("asks", [["parent"]], column_names=["who"])
+    assert client_module.LINGER_S > 5
+    assert client_module._shared[embedded_path(clickhouse_dsn)].client is not None
+    child = subprocess.run(
+        [sys.executable, "-c", _ASKER, clickhouse_dsn, "5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == 0, child.stderr
+    with connect(clickhouse_dsn, "analytics") as client:
+        assert sorted(client.query("SELECT who FROM asks").result_columns[0]) == [
+            "child",
+            "parent",
+        ]
+
+
+def test_an_idle_engine_is_closed_for_processes_that_cannot_ask(
+    clickhouse_dsn: str, monkeypatch: pytest.MonkeyPatch
+):
+    """After the linger the engine is closed, so even a bare chdb client can open it."""
+    monkeypatch.setattr(client_module, "LINGER_S", 0.3)
+    with connect(clickhouse_dsn, "analytics") as client:
+        client.command("CREATE TABLE bare (n UInt8) ENGINE = MergeTree ORDER BY n")
+    state = client_module._shared[embedded_path(clickhouse_dsn)]
+    deadline = time.monotonic() + 30
+    while state.client is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert state.client is None
+    bare = (
+        "import sys, clickhouse_connect\n"
+        "client = clickhouse_connect.get_client(dsn='chdb://' + sys.argv[1])\n"
+        "client.insert('analytics.bare', [[7]], column_names=['n'])\n"
+    )
+    path = str(embedded_path(clickhouse_dsn))
+    child = subprocess.run(
+        [sys.executable, "-c", bare, path], capture_output=True, text=True, timeout=120
+    )
+    assert child.returncode == 0, child.stderr
+    with connect(clickhouse_dsn, "analytics") as client:
+        assert client.query("SELECT n FROM bare").result_rows == [(7,)]
 
 
 def test_redact_dsn_hides_the_password():

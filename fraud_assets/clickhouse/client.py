@@ -3,16 +3,26 @@
 The embedded engine (chdb) locks its data directory for the whole process that
 opens it: a second process gets ``Error initializing EmbeddedServer``. Dagster
 runs its webserver, daemon and every run in separate processes, so embedded
-clients are opened per unit of work under an inter-process file lock and closed
-(releasing chdb's lock) when the work is done. Waiting processes queue on the
-file lock with a timeout and get a clear error if it expires. Inside one
-process the client is shared and re-entrant, so nested use never deadlocks.
+clients are used per unit of work under an inter-process file lock. Waiting
+processes queue on the file lock with a timeout and get a clear error if it
+expires. Inside one process the client is shared and re-entrant, so nested use
+never deadlocks.
+
+Opening the engine costs 0.03-0.2 s (more tables and parts, more time), paid
+by every step of a run if each unit of work opened its own. So when a unit
+ends, the process keeps the engine open (lingers) until another process asks
+for it or ``FRAUD_EMBEDDED_LINGER_S`` (10 s) pass idle. Asking is a shared lock
+on a second file that a waiter takes before it sleeps: the holder checks it
+when a unit ends and every 50 ms while idle, and then closes the engine,
+which releases chdb's lock and the file lock. A process outside this module
+cannot ask; for it, set the linger to 0.
 
 A server DSN (``http(s)://``) takes the same path without the lock.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import fcntl
@@ -29,6 +39,8 @@ from clickhouse_connect.driver.client import Client
 from fraud_assets.clickhouse import errors
 
 DEFAULT_LOCK_TIMEOUT_S = float(os.environ.get("FRAUD_EMBEDDED_LOCK_TIMEOUT_S", "900"))
+LINGER_S = float(os.environ.get("FRAUD_EMBEDDED_LINGER_S", "10"))
+_POLL_S = 0.05
 
 
 class EmbeddedBusyError(RuntimeError):
@@ -79,42 +91,146 @@ def _redact_message(message: str, dsn: str) -> str:
 
 
 class _Shared:
-    """Process-local state of one embedded database: its client and the lock holder count."""
+    """Process-local state of one embedded database: its client, users and file locks."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self.mutex = threading.RLock()
         self.client: Client | None = None
         self.depth = 0
         self.lock_fd: int | None = None
+        self.want_fd: int | None = None
+        self.idle_since = 0.0
+
+    def open(self, timeout_s: float) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.lock_fd = _acquire_file_lock(
+            _sibling(self.path, "lock"), timeout_s, _sibling(self.path, "want")
+        )
+        try:
+            self.want_fd = os.open(_sibling(self.path, "want"), os.O_RDWR | os.O_CREAT, 0o644)
+            self.client = clickhouse_connect.get_client(dsn=f"chdb://{self.path}")
+        except Exception:
+            self.close()
+            raise
+
+    def wanted(self) -> bool:
+        """Whether another process waits for the database (it holds the want file shared)."""
+        if self.want_fd is None:
+            return False
+        try:
+            fcntl.flock(self.want_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(self.want_fd, fcntl.LOCK_UN)
+        return False
+
+    def close(self) -> None:
+        """Close the engine and release the file lock (chdb's own lock goes with the engine)."""
+        try:
+            if self.client is not None:
+                self.client.close()
+        finally:
+            self.client = None
+            if self.want_fd is not None:
+                os.close(self.want_fd)
+            if self.lock_fd is not None:
+                _release_file_lock(self.lock_fd)
+            self.want_fd = self.lock_fd = None
 
 
 _shared: dict[Path, _Shared] = {}
 _shared_guard = threading.Lock()
+_reaper: threading.Thread | None = None
 
 
-def _acquire_file_lock(lock_path: Path, timeout_s: float) -> int:
+def _sibling(path: Path, suffix: str) -> Path:
+    return path.parent / f".{path.name}.{suffix}"
+
+
+def _close_if_idle(state: _Shared, *, only_if_due: bool) -> None:
+    """Close a lingering client; with ``only_if_due``, only if wanted or idle long enough."""
+    if not state.mutex.acquire(blocking=False):
+        return  # in use by another thread, which checks again when it is done
+    try:
+        if state.client is None or state.depth:
+            return
+        if not only_if_due or time.monotonic() - state.idle_since >= LINGER_S or state.wanted():
+            state.close()
+    finally:
+        state.mutex.release()
+
+
+def _reap_lingering() -> None:
+    """Close lingering clients when wanted or idle; exit once none is open."""
+    global _reaper
+    while True:
+        time.sleep(_POLL_S)
+        with _shared_guard:
+            states = list(_shared.values())
+            if all(state.client is None for state in states):
+                _reaper = None
+                return
+        for state in states:
+            _close_if_idle(state, only_if_due=True)
+
+
+def _start_reaper() -> None:
+    global _reaper
+    with _shared_guard:
+        if _reaper is None:
+            _reaper = threading.Thread(
+                target=_reap_lingering, name="embedded-clickhouse-linger", daemon=True
+            )
+            _reaper.start()
+
+
+def _close_idle_clients(keep: Path | None = None) -> None:
+    """Close every lingering client but ``keep``'s (chdb runs one engine per process)."""
+    with _shared_guard:
+        states = [state for path, state in _shared.items() if path != keep]
+    for state in states:
+        _close_if_idle(state, only_if_due=False)
+
+
+# As before the linger: an idle engine is closed before a fork (chdb cannot serve a forked
+# child either way, but the child must not share the file lock) and cleanly at exit.
+os.register_at_fork(before=_close_idle_clients)
+atexit.register(_close_idle_clients)
+
+
+def _acquire_file_lock(lock_path: Path, timeout_s: float, want_path: Path) -> int:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + timeout_s
     delay = 0.02
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-            return fd
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                holder = lock_path.read_text().strip() or "unknown"
-                os.close(fd)
-                raise EmbeddedBusyError(
-                    f"embedded ClickHouse at {lock_path.parent} is busy: process {holder} held it "
-                    f"for more than {timeout_s:.0f}s. Wait for it, raise "
-                    "FRAUD_EMBEDDED_LOCK_TIMEOUT_S, or point CLICKHOUSE_URL at a ClickHouse server "
-                    "for concurrent workloads."
-                ) from None
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+    want_fd: int | None = None  # held shared while waiting: asks a lingering holder to close
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                return fd
+            except BlockingIOError:
+                if want_fd is None:
+                    want_fd = os.open(want_path, os.O_RDWR | os.O_CREAT, 0o644)
+                    fcntl.flock(want_fd, fcntl.LOCK_SH)
+                    continue
+                if time.monotonic() >= deadline:
+                    holder = lock_path.read_text().strip() or "unknown"
+                    os.close(fd)
+                    raise EmbeddedBusyError(
+                        f"embedded ClickHouse at {lock_path.parent} is busy: process {holder} "
+                        f"held it for more than {timeout_s:.0f}s. Wait for it, raise "
+                        "FRAUD_EMBEDDED_LOCK_TIMEOUT_S, or point CLICKHOUSE_URL at a ClickHouse "
+                        "server for concurrent workloads."
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+    finally:
+        if want_fd is not None:
+            os.close(want_fd)  # releases the shared lock
 
 
 def _release_file_lock(fd: int) -> None:
@@ -136,18 +252,12 @@ def quote_identifier(name: str) -> str:
 @contextlib.contextmanager
 def _embedded_client(dsn: str, database: str, timeout_s: float) -> Iterator[Client]:
     path = embedded_path(dsn)
+    _close_idle_clients(keep=path)
     with _shared_guard:
-        state = _shared.setdefault(path, _Shared())
+        state = _shared.setdefault(path, _Shared(path))
     with state.mutex:
-        if state.depth == 0:
-            path.mkdir(parents=True, exist_ok=True)
-            state.lock_fd = _acquire_file_lock(path.parent / f".{path.name}.lock", timeout_s)
-            try:
-                state.client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
-            except Exception:
-                _release_file_lock(state.lock_fd)
-                state.lock_fd = None
-                raise
+        if state.client is None:
+            state.open(timeout_s)
         state.depth += 1
         assert state.client is not None
         outer_database = state.client.database
@@ -159,14 +269,11 @@ def _embedded_client(dsn: str, database: str, timeout_s: float) -> Iterator[Clie
             if state.depth and outer_database:
                 state.client.database = outer_database
             if state.depth == 0:
-                try:
-                    if state.client is not None:
-                        state.client.close()
-                finally:
-                    state.client = None
-                    if state.lock_fd is not None:
-                        _release_file_lock(state.lock_fd)
-                    state.lock_fd = None
+                state.idle_since = time.monotonic()
+                if LINGER_S <= 0 or state.wanted():
+                    state.close()
+                else:
+                    _start_reaper()
 
 
 @contextlib.contextmanager
