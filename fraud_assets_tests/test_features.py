@@ -679,3 +679,37 @@ def test_features_do_not_depend_on_the_thread_count(monkeypatch):
     monkeypatch.setattr(pipeline, "THREADS", 1)
     assert threaded.height == 300
     assert threaded.equals(extract_features(hour, history, labels))
+
+
+def test_each_users_latest_row_is_found_by_time_then_greatest_id():
+    """Single-row users skip the comparison; ties on a user's latest time go to the greater id."""
+    from fraud_assets.features.compaction import latest_per_user
+
+    rows = pl.DataFrame(
+        {
+            "user_id": ["solo", "u1", "u1", "u1", "u2", "u2", "other"],
+            "transaction_id": ["s", "a", "c", "b", "x", "y", "o"],
+            "timestamp": [
+                T0,
+                T0,
+                T0 + timedelta(seconds=5),
+                T0 + timedelta(seconds=5),
+                T0,
+                T0 - timedelta(days=1),
+                T0,
+            ],
+        }  # fmt: skip
+    )
+    assert latest_per_user(rows).to_list() == [True, False, True, False, True, False, True]
+    singles = rows.filter(pl.col("user_id").is_in(["solo", "other"]))
+    assert latest_per_user(singles).to_list() == [True, True]
+
+
+@pytest.mark.parametrize("largest_key", [7, 2**62])
+def test_timeline_group_order_is_stable_packed_or_not(largest_key):
+    """Keys small enough to pack with their position and keys too large give the same order."""
+    from fraud_assets.features.timeline import _stable_order
+
+    keys = np.random.default_rng(3).integers(0, 8, 5_000) * (largest_key // 7)
+    assert np.array_equal(_stable_order(keys), np.argsort(keys, kind="stable"))
+    assert _stable_order(np.zeros(0, dtype=np.int64)).shape == (0,)

@@ -142,13 +142,22 @@ def summarise(transactions: pl.DataFrame, at: pl.Expr) -> pl.DataFrame:
     )
 
 
-def latest_per_user() -> pl.Expr:
-    """True for each user's last row in (timestamp, transaction_id) order."""
+def latest_per_user(rows: pl.DataFrame) -> pl.Series:
+    """True for each user's last row in (timestamp, transaction_id) order.
+
+    Users with one row need no comparison. From ClickHouse that is every user
+    (the summary query leaves one stand-in row per user), where the window
+    expressions over 130k user ids cost 0.65 s of a 1M-row hour for nothing.
+    """
+    latest = rows.get_column("user_id").is_unique()
+    if latest.all():
+        return latest
     latest_time = pl.col("timestamp") == pl.col("timestamp").max().over("user_id")
     latest_id = pl.col("transaction_id") == pl.col("transaction_id").filter(latest_time).max().over(
         "user_id"
     )
-    return latest_time & latest_id
+    several = rows.with_row_index("_row").filter(~latest)
+    return latest.scatter(several.filter(latest_time & latest_id).get_column("_row"), True)
 
 
 def compact(history: pl.DataFrame, start: int, end: int) -> pl.DataFrame:
@@ -171,7 +180,7 @@ def compact(history: pl.DataFrame, start: int, end: int) -> pl.DataFrame:
     old = history.filter(~is_summary & in_range)
     if old.height == 0:
         return history
-    old = old.with_columns(_latest=latest_per_user())
+    old = old.with_columns(_latest=latest_per_user(old))
     at = pl.lit(start).cast(pl.Datetime("ms", "UTC")).dt.cast_time_unit("us")
     collapsed = summarise(old.filter(~pl.col("_latest")).drop("_latest"), at)
     kept = history.filter(is_summary | ~in_range)

@@ -19,6 +19,8 @@ the output does not depend on the number of threads.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -58,6 +60,7 @@ HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 LOOKBACK_MS = LOOKBACK_DAYS * DAY_MS
 LABEL_SHORT_WINDOW_MS = 7 * DAY_MS
+RECENT_WINDOWS_MS = {"5m": 5 * MINUTE_MS, "1h": HOUR_MS, "24h": DAY_MS}
 EARTH_RADIUS_KM = 6371.0088
 FLOAT64_FEATURES = frozenset({"amount"})
 THREADS = max(1, min(4, os.cpu_count() or 1))
@@ -143,9 +146,27 @@ def _relevant_history(history: pl.DataFrame, targets: pl.DataFrame, span: _Span)
     return compact(history, span.latest_lookback_ms, span.first_ms - DAY_MS)
 
 
+class _Memo:
+    """Values computed once per key, also when several threads ask for one at once."""
+
+    def __init__(self) -> None:
+        self._values: dict = {}
+        self._locks: dict = {}
+
+    def get(self, key, compute: Callable[[], np.ndarray]):
+        with self._locks.setdefault(key, threading.Lock()):
+            if key not in self._values:
+                self._values[key] = compute()
+            return self._values[key]
+
+
 @dataclass
 class _Rows:
-    """Targets (first ``n_targets`` rows), then history rows, as numpy arrays."""
+    """Targets (first ``n_targets`` rows), then history rows, as numpy arrays.
+
+    ``window`` and ``prefix`` are memoised: several feature groups use the same
+    look-back of the same timeline, and each costs a pass over every row.
+    """
 
     frame: pl.DataFrame
     n_targets: int
@@ -157,6 +178,7 @@ class _Rows:
     time_origin: int
     stride: int
     timelines: dict[str, Timeline] = field(default_factory=dict)  # by _timeline_groups' keys
+    memo: _Memo = field(default_factory=_Memo)
 
     def timeline(self, group: np.ndarray) -> Timeline:
         """The rows ordered within each ``group`` (sorting is the cost: build each once)."""
@@ -174,6 +196,27 @@ class _Rows:
 
     def column(self, name: str) -> np.ndarray:
         return self.frame.get_column(name).to_numpy()
+
+    def window(self, key: str, since: str, *, inclusive_start: bool, include_self: bool) -> Window:
+        """``timelines[key]``'s window up to each target, from ``since``: "30d" (the look-back
+        start) or a ``RECENT_WINDOWS_MS`` name."""
+
+        def search() -> Window:
+            if since == "30d":
+                start = self.span.lookback_start_ms
+            else:
+                start = self.target_time_ms - RECENT_WINDOWS_MS[since]
+            return self.timelines[key].window(
+                start, inclusive_start=inclusive_start, include_self=include_self
+            )
+
+        return self.memo.get(("window", key, since, inclusive_start, include_self), search)
+
+    def prefix(self, key: str, column: str) -> np.ndarray:
+        """``timelines[key]``'s prefix sums of a column."""
+        return self.memo.get(
+            ("prefix", key, column), lambda: self.timelines[key].prefix(self.column(column))
+        )
 
     @property
     def target_time_ms(self) -> np.ndarray:
@@ -369,18 +412,17 @@ def _user_behaviour_features(rows: _Rows, targets: pl.DataFrame, codes: _Codes) 
     """Velocity, amount against the user's own history, and country/device changes."""
     n = rows.n_targets
     t = rows.target_time_ms
-    start = rows.span.lookback_start_ms
 
     user = rows.timelines["user"]
-    w5m = user.window(t - 5 * MINUTE_MS, inclusive_start=False, include_self=True)
-    w1h = user.window(t - HOUR_MS, inclusive_start=False, include_self=True)
-    w24h = user.window(t - DAY_MS, inclusive_start=False, include_self=True)
-    w30d = user.window(start, inclusive_start=True, include_self=False)
-
-    prefixes = {name: user.prefix(rows.column(name)) for name in AGGREGATE_COLUMNS}
+    w5m = rows.window("user", "5m", inclusive_start=False, include_self=True)
+    w1h = rows.window("user", "1h", inclusive_start=False, include_self=True)
+    w24h = rows.window("user", "24h", inclusive_start=False, include_self=True)
+    w30d = rows.window("user", "30d", inclusive_start=True, include_self=False)
 
     def total(name: str, window: Window) -> np.ndarray:
-        return user.to_targets(user.window_sum(prefixes[name], window)).astype(np.float64)
+        return user.to_targets(user.window_sum(rows.prefix("user", name), window)).astype(
+            np.float64
+        )
 
     count_30d = total("agg_rows", w30d)
     sum_30d = total("agg_cents", w30d) / 100.0
@@ -438,8 +480,8 @@ def _user_behaviour_features(rows: _Rows, targets: pl.DataFrame, codes: _Codes) 
 
     def prior_in_group(key: str) -> np.ndarray:
         timeline = rows.timelines[key]
-        window = timeline.window(start, inclusive_start=True, include_self=False)
-        weights = timeline.prefix(rows.column("agg_rows"))
+        window = rows.window(key, "30d", inclusive_start=True, include_self=False)
+        weights = rows.prefix(key, "agg_rows")
         return timeline.to_targets(timeline.window_sum(weights, window)).astype(np.float64)
 
     return {
@@ -493,23 +535,20 @@ def _country_distance_km(countries: pl.Series, previous_rows: np.ndarray) -> np.
 
 def _wallet_features(rows: _Rows, codes: _Codes) -> dict:
     """Counterparty-wallet activity across all users, and the user's own use of the wallet."""
-    t = rows.target_time_ms
-    start = rows.span.lookback_start_ms
     has_wallet = codes.has_wallet[: rows.n_targets]
-    weights = rows.column("agg_rows")
 
     wallet = rows.timelines["wallet"]
-    w24h = wallet.window(t - DAY_MS, inclusive_start=False, include_self=True)
-    w30d = wallet.window(start, inclusive_start=True, include_self=False)
-    wallet_rows = wallet.prefix(weights)
+    w24h = rows.window("wallet", "24h", inclusive_start=False, include_self=True)
+    w30d = rows.window("wallet", "30d", inclusive_start=True, include_self=False)
+    wallet_rows = rows.prefix("wallet", "agg_rows")
     count_24h = wallet.to_targets(wallet.window_sum(wallet_rows, w24h)).astype(np.float64)
-    cents = wallet.prefix(rows.column("agg_cents"))
+    cents = rows.prefix("wallet", "agg_cents")
     sum_24h = wallet.to_targets(wallet.window_sum(cents, w24h)) / 100.0
     count_30d = wallet.to_targets(wallet.window_sum(wallet_rows, w30d)).astype(np.float64)
 
     user_wallet = rows.timelines["user×wallet"]
-    own = user_wallet.window(start, inclusive_start=True, include_self=False)
-    own_rows = user_wallet.window_sum(user_wallet.prefix(weights), own)
+    own = rows.window("user×wallet", "30d", inclusive_start=True, include_self=False)
+    own_rows = user_wallet.window_sum(rows.prefix("user×wallet", "agg_rows"), own)
     own_30d = user_wallet.to_targets(own_rows).astype(np.float64)
 
     def only_with_wallet(values: np.ndarray) -> np.ndarray:
@@ -536,12 +575,21 @@ def _feedback_features(rows: _Rows, codes: _Codes) -> dict:
     def counts(events: pl.DataFrame, code_column: str, target_codes: np.ndarray) -> tuple:
         label_codes = events.get_column(code_column).to_numpy()
         labeled_ms = events.get_column("labeled_ms").to_numpy()
+        count_7d, count_30d = np.zeros(target_codes.shape[0]), np.zeros(target_codes.shape[0])
+        # Only targets of a labelled user (wallet) can count one: search for those alone.
+        labelled = np.zeros(
+            int(max(target_codes.max(initial=0), label_codes.max(initial=0))) + 1, bool
+        )
+        labelled[label_codes] = True
+        which = np.flatnonzero(labelled[target_codes])
         keys = np.sort(label_codes * rows.stride + (labeled_ms - rows.time_origin))
-        base = target_codes * rows.stride - rows.time_origin
-        before = np.searchsorted(keys, base + t, side="left")  # labeled_at < t
-        since_7d = np.searchsorted(keys, base + start_7d, side="left")
-        since_30d = np.searchsorted(keys, base + start_30d, side="left")
-        return (before - since_7d).astype(np.float64), (before - since_30d).astype(np.float64)
+        base = target_codes[which] * rows.stride - rows.time_origin
+        before = np.searchsorted(keys, base + t[which], side="left")  # labeled_at < t
+        since_7d = np.searchsorted(keys, base + start_7d[which], side="left")
+        since_30d = np.searchsorted(keys, base + start_30d[which], side="left")
+        count_7d[which] = before - since_7d
+        count_30d[which] = before - since_30d
+        return count_7d, count_30d
 
     n = rows.n_targets
     user_7d, user_30d = counts(labels, "user_code", codes.user[:n])
@@ -567,15 +615,12 @@ def _novelty_features(rows: _Rows, codes: _Codes) -> dict:
     count of the last 24 h (summary rows are older than any 24-hour window).
     """
     n = rows.n_targets
-    t = rows.target_time_ms
-    start = rows.span.lookback_start_ms
-    weights = rows.column("agg_rows")
 
     def before_last_day(key: str) -> np.ndarray:
         timeline = rows.timelines[key]
-        prefix = timeline.prefix(weights)
-        whole = timeline.window(start, inclusive_start=True, include_self=False)
-        last_day = timeline.window(t - DAY_MS, inclusive_start=False, include_self=False)
+        prefix = rows.prefix(key, "agg_rows")
+        whole = rows.window(key, "30d", inclusive_start=True, include_self=False)
+        last_day = rows.window(key, "24h", inclusive_start=False, include_self=False)
         older = timeline.window_sum(prefix, whole) - timeline.window_sum(prefix, last_day)
         return timeline.to_targets(older).astype(np.float64)
 
@@ -583,14 +628,12 @@ def _novelty_features(rows: _Rows, codes: _Codes) -> dict:
     user_older = before_last_day("user")
     low, high = NEAR_LIMIT_RANGE_USD
     amount = rows.column("amount")
+    is_withdrawal = rows.frame.select(pl.col("transaction_type") == "withdraw").to_series()
     near_limit = (
-        (rows.frame.get_column("transaction_type").to_numpy() == "withdraw")
-        & (amount >= low)
-        & (amount < high)
-        & ~rows.is_summary
+        is_withdrawal.to_numpy() & (amount >= low) & (amount < high) & ~rows.is_summary
     ).astype(np.int64)
     user = rows.timelines["user"]
-    w24h = user.window(t - DAY_MS, inclusive_start=False, include_self=True)
+    w24h = rows.window("user", "24h", inclusive_start=False, include_self=True)
     near_limit_24h = user.to_targets(user.window_sum(user.prefix(near_limit), w24h))
     return {
         "log_user_tx_count_before_24h": np.log1p(user_older),
@@ -618,8 +661,9 @@ def _assemble(targets: pl.DataFrame, features: dict[str, np.ndarray]) -> pl.Data
         # Finite inputs can still overflow (a ratio to a tiny profile average): saturate at
         # the type's largest value instead of passing ±inf on to the scaler and the models.
         limit = np.finfo(dtype).max
-        values = np.clip(features[name], -limit, limit)
-        columns[name] = pl.Series(name, values.astype(dtype, copy=False))
+        values = np.empty(features[name].shape, dtype=dtype)
+        np.clip(features[name], -limit, limit, out=values, casting="same_kind")  # one pass
+        columns[name] = pl.Series(name, values)
     return pl.DataFrame(columns)
 
 

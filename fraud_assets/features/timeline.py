@@ -56,10 +56,7 @@ class Timeline:
     ) -> None:
         n = group.shape[0]
         # A stable sort by group of rows already in time order gives (group, time) order.
-        by_group = pl.DataFrame({"group": group[time_order]}).select(
-            pl.arg_sort_by("group", maintain_order=True)
-        )
-        self.order = time_order[by_group.to_series().to_numpy()]
+        self.order = time_order[_stable_order(group[time_order])]
         sorted_group = group[self.order]
         starts_group = np.ones(n, dtype=bool)
         starts_group[1:] = sorted_group[1:] != sorted_group[:-1]
@@ -127,6 +124,21 @@ class Timeline:
         out = np.zeros(values_sorted.shape[0] + 1, dtype=np.int64)
         np.cumsum(values_sorted, dtype=np.int64, out=out[1:])
         return out
+
+
+def _stable_order(keys: np.ndarray) -> np.ndarray:
+    """The permutation sorting non-negative ``keys``, equal keys kept in their order.
+
+    Each key packed with its position into one int64 sorts as a plain value, about
+    twice as fast as polars' order-keeping arg sort, which keys too large to pack take.
+    """
+    n = keys.shape[0]
+    bits = max(n - 1, 1).bit_length()
+    if n and int(keys.max()) < 1 << (63 - bits):
+        packed = pl.Series((keys.astype(np.int64) << bits) | np.arange(n, dtype=np.int64))
+        return packed.sort().to_numpy() & ((1 << bits) - 1)
+    by_key = pl.DataFrame({"key": keys}).select(pl.arg_sort_by("key", maintain_order=True))
+    return by_key.to_series().to_numpy()
 
 
 def _order_ties_by_id(
