@@ -331,6 +331,14 @@ def test_autoencoder_architecture_history_and_latent(autoencoder):
     assert np.mean(detector.predict(X) == -1) == pytest.approx(0.05, abs=0.01)
 
 
+def test_autoencoder_error_and_latent_in_one_pass_equal_the_two_methods(autoencoder):
+    detector, X = autoencoder
+    X = np.vstack([X] * 30)  # several scoring chunks
+    error, latent = detector.error_and_latent(X)
+    np.testing.assert_array_equal(error, detector.reconstruction_error(X))
+    np.testing.assert_array_equal(latent, detector.transform(X))
+
+
 def test_autoencoder_flags_off_manifold_rows(autoencoder):
     detector, X = autoencoder
     outliers = X[:10] + np.random.default_rng(3).normal(scale=5.0, size=(10, 8))

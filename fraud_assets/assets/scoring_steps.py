@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import Any
 
 import dagster as dg
 import joblib
@@ -155,8 +156,9 @@ def _on_all_cores(model):
     return model
 
 
-def _by_row_blocks(score: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
-    """``score(x)`` on row blocks, one per core, each with a single-threaded BLAS.
+def _by_row_blocks(score: Callable[[np.ndarray], Any], x: np.ndarray) -> list:
+    """``score`` of row blocks of ``x`` in order, one block per core, each with a
+    single-threaded BLAS.
 
     The autoencoder's layers are small matrix products: OpenBLAS's own threads
     cost more than they give there (and spin on a busy machine, several times
@@ -167,12 +169,9 @@ def _by_row_blocks(score: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> 
     bounds = np.linspace(0, x.shape[0], threads + 1, dtype=np.int64)
     with threadpool_limits(limits=1, user_api="blas"):
         if threads == 1:
-            return np.asarray(score(x))
+            return [score(x)]
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            parts = pool.map(
-                lambda i: np.asarray(score(x[bounds[i] : bounds[i + 1]])), range(threads)
-            )
-            return np.concatenate(list(parts))
+            return list(pool.map(lambda i: score(x[bounds[i] : bounds[i + 1]]), range(threads)))
 
 
 def _keys(features: pl.DataFrame) -> pl.DataFrame:
@@ -246,8 +245,9 @@ def autoencoder(clickhouse: ClickHouseResource, features: pl.DataFrame) -> pl.Da
         clickhouse, _version(features), "scaler", "autoencoder", "thresholds"
     )
     x = _matrix(scaler, features)
-    error = _by_row_blocks(model.anomaly_score, x).astype(np.float64, copy=False)
-    latent = _by_row_blocks(model.transform, x).astype(np.float32, copy=False)
+    blocks = _by_row_blocks(model.error_and_latent, x)
+    error = np.concatenate([e for e, _ in blocks])
+    latent = np.concatenate([z for _, z in blocks])
     return _keys(features).with_columns(
         pl.Series("reconstruction_error", error.astype(np.float32)),
         pl.Series(

@@ -244,9 +244,9 @@ class AutoencoderDetector(AnomalyDetector):
             np.float32, copy=False
         )
 
-    def _forward(self, Z: np.ndarray, stop_at: int | None = None) -> np.ndarray:
+    def _forward(self, Z: np.ndarray, stop_at: int | None = None, start_at: int = 0) -> np.ndarray:
         h = Z
-        for W, b, act in self.layers_[:stop_at]:
+        for W, b, act in self.layers_[start_at:stop_at]:
             h = h @ W
             h += b
             h = ACTIVATIONS[act](h)
@@ -288,6 +288,22 @@ class AutoencoderDetector(AnomalyDetector):
             [self._forward(self.standardized(c), stop_at=stop) for _, c in self._chunks(X)]
             or [np.empty((0, int(self.latent_dim)), np.float32)]
         )
+
+    def error_and_latent(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``reconstruction_error`` and ``transform`` of ``X`` from one forward pass."""
+        X = self._prepare(X)
+        _require_finite(X)
+        stop = len(self.hidden_units) + 1
+        errors = np.empty(X.shape[0], dtype=np.float64)
+        latent = np.empty((X.shape[0], int(self.latent_dim)), dtype=np.float32)
+        for start, chunk in self._chunks(X):
+            Z = self.standardized(chunk)
+            code = self._forward(Z, stop_at=stop)
+            latent[start : start + len(chunk)] = code
+            diff = self._forward(code, start_at=stop)
+            diff -= Z
+            errors[start : start + len(chunk)] = np.einsum("ij,ij->i", diff, diff) / Z.shape[1]
+        return errors, latent
 
     # -- persistence ---------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
