@@ -12,7 +12,8 @@ The heavy lifting is polars (normalising, ordering, encodings) and vectorised
 numpy over sorted arrays (:mod:`fraud_assets.features.timeline`); there is no
 per-row Python. The timelines, and then the feature groups, do not depend on
 each other, and numpy and polars release the GIL in their loops, so each set
-runs on a small thread pool (1M-row hour on 2 cores: 6.1–6.8 → 4.7–5.0 s);
+runs on a small thread pool (1M-row hour on 2 cores: 6.1–6.8 → 4.7–5.0 s;
+since then 3.8–4.7 s, see the README);
 the output does not depend on the number of threads.
 """
 
