@@ -310,6 +310,45 @@ def test_autoencoder_weight_decay_shrinks_the_trained_weights(autoencoder, tmp_p
     assert restored.keras_model().losses  # the .keras artifact keeps its regularisers
 
 
+def test_autoencoder_pytorch_batches_full_only_and_unbiased_running_variance(autoencoder):
+    """300 rows in batches of 32: 9 full batches per epoch (Keras alone also trains on the
+    last 12 rows); the running variances are the biased run's times 32/31, nothing else moves."""
+    _, X = autoencoder
+    pyod_like = dict(
+        hidden_units=(16,),
+        latent_dim=4,
+        activation="relu",
+        latent_activation="relu",
+        batch_norm=True,
+        initializer="torch",
+        epochs=2,
+        validation_fraction=0.0,
+        random_state=7,
+    )
+    keras_batches = AutoencoderDetector(**pyod_like).fit(X)
+    full = AutoencoderDetector(**pyod_like, drop_last_batch=True).fit(X)
+    unbiased = AutoencoderDetector(
+        **pyod_like, drop_last_batch=True, unbiased_running_variance=True
+    ).fit(X)
+    assert int(keras_batches.keras_model().optimizer.iterations) == 2 * 10
+    assert int(full.keras_model().optimizer.iterations) == 2 * 9
+
+    def variables(detector: AutoencoderDetector, moving: bool) -> list[np.ndarray]:
+        return [
+            v.numpy()
+            for v in detector.keras_model().variables
+            if ("moving_variance" in v.path) == moving and "optimizer" not in v.path
+        ]
+
+    for a, b in zip(variables(full, False), variables(unbiased, False), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert len(variables(full, True)) == 3  # one batch norm per hidden layer
+    for a, b in zip(variables(full, True), variables(unbiased, True), strict=True):
+        np.testing.assert_allclose(b, a * 32 / 31, rtol=1e-6)
+    keras_out = unbiased.keras_model().predict(unbiased.standardized(X), verbose=0)
+    np.testing.assert_allclose(unbiased.reconstruct(X), keras_out, atol=1e-4)
+
+
 def test_autoencoder_saved_before_the_optimiser_options_still_loads(autoencoder, tmp_path):
     detector, X = autoencoder
     directory = detector.save(tmp_path / "ae")

@@ -60,11 +60,12 @@ def test_isolation_forest_matches_published_pyod_roc_auc():
 
 
 REDUCED_SEEDS = (0, 1)
-# Cardio is at the published 0.785 on these two seeds (0.782 over ten), so it stays listed.
-AUTOENCODER_MISSES = {"6_cardio", "23_mammography", "24_mnist", "26_optdigits"}
-# The fitted ensemble (the exchange's combiner, prior unchanged) over ten seeds: 0.029-0.037
-# below the better detector where that one leads the other by 0.14-0.24 ROC-AUC. Vowels is
-# within 0.02 on these two seeds (-0.018; -0.029 over ten), so it stays listed.
+# Over ten seeds mnist (0.855) and optdigits (0.488) miss; mnist is in range on these two
+# (0.861) and mammography, at the published 0.887 over ten, is not (0.875).
+AUTOENCODER_MISSES = {"23_mammography", "24_mnist", "26_optdigits"}
+# The fitted ensemble (the exchange's combiner, prior unchanged) over ten seeds: 0.028-0.038
+# below the better detector where that one leads the other by 0.13-0.24 ROC-AUC. Vowels is
+# within 0.02 on these two seeds (-0.012; -0.028 over ten), so it stays listed.
 ENSEMBLE_DATASET_MISSES = {"6_cardio", "20_letter", "26_optdigits", "40_vowels"}
 
 

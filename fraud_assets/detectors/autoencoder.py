@@ -36,6 +36,13 @@ terms during the first few thousand steps (an epsilon of 1e-8 is negligible
 next to √v̂ either way). The training loss in ``history_`` includes the
 penalty. Both options are training-only: the defaults (0 and Keras' 1e-7)
 train exactly as before, and the NumPy scorer does not see them.
+
+Two more match PyOD's PyTorch training loop, off by default: ``drop_last_batch``
+trains on full batches only (its ``DataLoader(drop_last=True)``; Keras trains
+on the partial last batch too, and with batch norm that batch of a few rows
+then carries a tenth of the running statistics), and
+``unbiased_running_variance`` keeps batch norm's running variance as
+PyTorch's ``BatchNorm1d`` does, from unbiased batch variances.
 """
 
 from __future__ import annotations
@@ -85,6 +92,8 @@ class AutoencoderDetector(AnomalyDetector):
         initializer: str = "glorot_uniform",
         weight_decay: float = 0.0,
         adam_epsilon: float = 1e-7,
+        drop_last_batch: bool = False,
+        unbiased_running_variance: bool = False,
         standardize: bool = True,
         random_state: int | None = 0,
         verbose: int = 0,
@@ -105,6 +114,8 @@ class AutoencoderDetector(AnomalyDetector):
         self.initializer = initializer
         self.weight_decay = weight_decay
         self.adam_epsilon = adam_epsilon
+        self.drop_last_batch = drop_last_batch
+        self.unbiased_running_variance = unbiased_running_variance
         self.standardize = standardize
         self.random_state = random_state
         self.verbose = verbose
@@ -163,16 +174,27 @@ class AutoencoderDetector(AnomalyDetector):
                     monitor="val_loss", patience=self.patience, restore_best_weights=True
                 )
             )
+        if self.drop_last_batch and len(train) >= self.batch_size:
+            import tensorflow as tf  # Keras' backend, already imported with it
+
+            # Full batches only, reshuffled every epoch, as PyTorch's DataLoader(drop_last=True).
+            inputs = {
+                "x": tf.data.Dataset.from_tensor_slices((train, train))
+                .shuffle(len(train), seed=self.random_state, reshuffle_each_iteration=True)
+                .batch(self.batch_size, drop_remainder=True),
+                "shuffle": False,  # the dataset shuffles
+            }
+        else:
+            inputs = {"x": train, "y": train, "batch_size": self.batch_size, "shuffle": True}
         history = model.fit(
-            train,
-            train,
+            **inputs,
             validation_data=(val, val) if n_val else None,
             epochs=self.epochs,
-            batch_size=self.batch_size,
-            shuffle=True,
             callbacks=callbacks,
             verbose=self.verbose,
         )
+        if self.unbiased_running_variance:
+            _unbias_running_variances(blocks, self.batch_size)
         self.history_ = {k: [float(v) for v in vs] for k, vs in history.history.items()}
         self.n_epochs_ = len(next(iter(self.history_.values()), []))
         self._keras_model = model
@@ -357,6 +379,17 @@ class AutoencoderDetector(AnomalyDetector):
         detector._keras_path = keras_path if keras_path.exists() else None
         detector._restore_common_state(state)
         return detector
+
+
+def _unbias_running_variances(blocks: list, batch_size: int) -> None:
+    """Batch norm's running variance as PyTorch keeps it: an average of unbiased batch
+    variances (Keras averages the biased ones). The running average is linear in the
+    batch variances, so with full batches of ``batch_size`` rows (``drop_last_batch``)
+    this is Keras' estimate times n/(n − 1); the initial 1 it started from has decayed
+    away after a few dozen batches."""
+    for _, norm in blocks:
+        if norm is not None and batch_size > 1:
+            norm.moving_variance.assign(norm.moving_variance * (batch_size / (batch_size - 1)))
 
 
 def _dense_weights(dense: Any, norm: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -79,7 +79,8 @@ ENSEMBLE_TOLERANCE = 0.02  # per dataset, ROC-AUC below the better single detect
 # PyOD 2.0.1 AutoEncoder defaults ([P1]): d → 64 → 32 → 64 → d, each hidden block
 # Linear → BatchNorm → ReLU → Dropout(0.2), PyTorch's initial weights,
 # torch.optim.Adam(lr=1e-3, weight_decay=1e-5, eps=1e-8) (coupled L2 on every
-# parameter), 10 epochs, batch 32, no early stopping.
+# parameter), 10 epochs of full batches of 32 (DataLoader(drop_last=True)),
+# BatchNorm1d's unbiased running variance, no early stopping.
 PYOD_AUTOENCODER: dict[str, Any] = {
     "hidden_units": (64,),
     "latent_dim": 32,
@@ -90,6 +91,8 @@ PYOD_AUTOENCODER: dict[str, Any] = {
     "initializer": "torch",
     "weight_decay": 1e-5,
     "adam_epsilon": 1e-8,
+    "drop_last_batch": True,
+    "unbiased_running_variance": True,
     "epochs": 10,
     "batch_size": 32,
     "validation_fraction": 0.0,
