@@ -126,8 +126,7 @@ class ScoringBundle:
         )
 
     def autoencoder_scores(self, x: np.ndarray) -> tuple[LayerScores, np.ndarray]:
-        error = np.asarray(self.autoencoder.anomaly_score(x), dtype=np.float64)
-        latent = np.asarray(self.autoencoder.transform(x), dtype=np.float32)
+        error, latent = self.autoencoder.error_and_latent(x)
         layer = self._layer(
             error, self.thresholds.autoencoder, self.thresholds.autoencoder_calibrator
         )
