@@ -12,9 +12,8 @@ The heavy lifting is polars (normalising, ordering, encodings) and vectorised
 numpy over sorted arrays (:mod:`fraud_assets.features.timeline`); there is no
 per-row Python. The timelines, and then the feature groups, do not depend on
 each other, and numpy and polars release the GIL in their loops, so each set
-runs on a small thread pool (1M-row hour on 2 cores: 6.1–6.8 → 4.7–5.0 s;
-since then 3.8–4.7 s, see the README);
-the output does not depend on the number of threads.
+runs on a small thread pool (the README's performance section has the
+figures); the output does not depend on the number of threads.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -154,7 +154,7 @@ class _Memo:
         self._values: dict = {}
         self._locks: dict = {}
 
-    def get(self, key, compute: Callable[[], np.ndarray]):
+    def get(self, key: tuple, compute: Callable[[], Any]) -> Any:
         with self._locks.setdefault(key, threading.Lock()):
             if key not in self._values:
                 self._values[key] = compute()
