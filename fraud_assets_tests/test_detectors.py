@@ -278,20 +278,22 @@ def test_autoencoder_weight_decay_is_l2_on_every_trainable_variable():
         AutoencoderDetector(weight_decay=-1.0, epochs=1).fit(np.ones((10, 3)))
 
 
+# A small network in PyOD's style (batch norm, ReLU, PyTorch's initial weights).
+PYOD_LIKE = dict(
+    hidden_units=(16,),
+    latent_dim=4,
+    activation="relu",
+    latent_activation="relu",
+    batch_norm=True,
+    initializer="torch",
+    validation_fraction=0.0,
+    random_state=7,
+)
+
+
 def test_autoencoder_weight_decay_shrinks_the_trained_weights(autoencoder, tmp_path):
     _, X = autoencoder
-    pyod_like = dict(
-        hidden_units=(16,),
-        latent_dim=4,
-        activation="relu",
-        latent_activation="relu",
-        batch_norm=True,
-        initializer="torch",
-        epochs=3,
-        validation_fraction=0.0,
-        adam_epsilon=1e-8,
-        random_state=7,
-    )
+    pyod_like = dict(PYOD_LIKE, epochs=3, adam_epsilon=1e-8)
     plain = AutoencoderDetector(**pyod_like).fit(X)
     decayed = AutoencoderDetector(**pyod_like, weight_decay=0.5).fit(X)
 
@@ -314,17 +316,7 @@ def test_autoencoder_pytorch_batches_full_only_and_unbiased_running_variance(aut
     """300 rows in batches of 32: 9 full batches per epoch (Keras alone also trains on the
     last 12 rows); the running variances are the biased run's times 32/31, nothing else moves."""
     _, X = autoencoder
-    pyod_like = dict(
-        hidden_units=(16,),
-        latent_dim=4,
-        activation="relu",
-        latent_activation="relu",
-        batch_norm=True,
-        initializer="torch",
-        epochs=2,
-        validation_fraction=0.0,
-        random_state=7,
-    )
+    pyod_like = dict(PYOD_LIKE, epochs=2)
     keras_batches = AutoencoderDetector(**pyod_like).fit(X)
     full = AutoencoderDetector(**pyod_like, drop_last_batch=True).fit(X)
     unbiased = AutoencoderDetector(
