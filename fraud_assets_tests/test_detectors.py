@@ -258,6 +258,21 @@ def test_autoencoder_torch_initializer_draws_like_pytorch_linear_layers():
         AutoencoderDetector(initializer="he", epochs=1).fit(np.ones((10, 3)))
 
 
+def test_autoencoder_pyod_initializer_draws_hidden_kernels_he_uniform():
+    """PyOD 2's LinearBlock: hidden kernels in ±√(6/fan_in), biases and the output layer as
+    nn.Linear leaves them (±1/√fan_in)."""
+    import keras
+
+    detector = AutoencoderDetector(hidden_units=(64,), latent_dim=32, initializer="pyod")
+    _, blocks = detector._build(keras, 16, detector._layer_plan(16))
+    for i, ((dense, _), fan_in) in enumerate(zip(blocks, (16, 64, 32, 64), strict=True)):
+        kernel_bound = np.sqrt(6 / fan_in) if i < 3 else 1 / np.sqrt(fan_in)
+        kernel = np.abs(dense.kernel.numpy())
+        assert kernel.max() <= kernel_bound + 1e-7 and kernel.max() > 0.8 * kernel_bound
+        bias = np.abs(dense.bias.numpy())
+        assert bias.max() <= 1 / np.sqrt(fan_in) + 1e-7
+
+
 def test_autoencoder_weight_decay_is_l2_on_every_trainable_variable():
     """Coupled L2 as torch.optim.Adam applies it: kernels, biases, batch-norm gamma and beta."""
     import keras

@@ -18,7 +18,9 @@ beat ReLU on 7 of 9 public benchmark datasets (ROC-AUC, e.g. cardio 0.70 →
 ``dropout`` and ``batch_norm`` (off by default) reproduce PyOD's AutoEncoder
 blocks (Dense → BatchNorm → activation → Dropout) for the public benchmark, and
 ``initializer="torch"`` its PyTorch layers' initial weights (kernel and bias
-uniform in ±1/√fan_in; Keras' default is Glorot-uniform with zero biases).
+uniform in ±1/√fan_in; Keras' default is Glorot-uniform with zero biases);
+``initializer="pyod"`` is that with PyOD 2's ``LinearBlock`` on top, which
+redraws each hidden layer's kernel He-uniform (±√(6/fan_in)).
 Neither changes the NumPy scorer: dropout is off at inference and each
 batch-norm layer's inference-time affine map is folded into its Dense layer.
 
@@ -58,7 +60,7 @@ from fraud_assets.detectors.thresholds import ThresholdStrategy
 
 KERAS_FILE = "model.keras"
 WEIGHTS_FILE = "weights.npz"
-INITIALIZERS = ("glorot_uniform", "torch")
+INITIALIZERS = ("glorot_uniform", "torch", "pyod")
 SCORING_CHUNK_ROWS = 8_192  # fits the layer activations in cache: ~1.5x faster than 64k
 
 ACTIVATIONS = {
@@ -217,11 +219,14 @@ class AutoencoderDetector(AnomalyDetector):
         for name, units, act in plan:
             hidden = name != "reconstruction"
             dense_args = {"kernel_regularizer": l2, "bias_regularizer": l2}
-            if self.initializer == "torch":  # nn.Linear's reset_parameters
+            if self.initializer in ("torch", "pyod"):  # nn.Linear's reset_parameters
                 bound = float(1.0 / np.sqrt(fan_in))
+                # PyOD's LinearBlock then redraws its hidden kernels with kaiming_uniform_
+                # (a=0: ±√(6/fan_in)); the output layer, a plain nn.Linear, keeps the default.
+                scale = 2.0 if self.initializer == "pyod" and hidden else 1.0 / 3.0
                 dense_args |= {
                     "kernel_initializer": keras.initializers.VarianceScaling(
-                        1.0 / 3.0, mode="fan_in", distribution="uniform"
+                        scale, mode="fan_in", distribution="uniform"
                     ),
                     "bias_initializer": keras.initializers.RandomUniform(-bound, bound),
                 }

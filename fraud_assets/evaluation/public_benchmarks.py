@@ -77,7 +77,8 @@ IF_TOLERANCE = 0.02
 ENSEMBLE_TOLERANCE = 0.02  # per dataset, ROC-AUC below the better single detector
 
 # PyOD 2.0.1 AutoEncoder defaults ([P1]): d → 64 → 32 → 64 → d, each hidden block
-# Linear → BatchNorm → ReLU → Dropout(0.2), PyTorch's initial weights,
+# Linear → BatchNorm → ReLU → Dropout(0.2), PyTorch's initial weights with the
+# hidden kernels redrawn He-uniform (PyOD's LinearBlock),
 # torch.optim.Adam(lr=1e-3, weight_decay=1e-5, eps=1e-8) (coupled L2 on every
 # parameter), 10 epochs of full batches of 32 (DataLoader(drop_last=True)),
 # BatchNorm1d's unbiased running variance, no early stopping.
@@ -88,7 +89,7 @@ PYOD_AUTOENCODER: dict[str, Any] = {
     "latent_activation": "relu",
     "dropout": 0.2,
     "batch_norm": True,
-    "initializer": "torch",
+    "initializer": "pyod",
     "weight_decay": 1e-5,
     "adam_epsilon": 1e-8,
     "drop_last_batch": True,
