@@ -578,11 +578,7 @@ def _feedback_features(rows: _Rows, codes: _Codes) -> dict:
         labeled_ms = events.get_column("labeled_ms").to_numpy()
         count_7d, count_30d = np.zeros(target_codes.shape[0]), np.zeros(target_codes.shape[0])
         # Only targets of a labelled user (wallet) can count one: search for those alone.
-        labelled = np.zeros(
-            int(max(target_codes.max(initial=0), label_codes.max(initial=0))) + 1, bool
-        )
-        labelled[label_codes] = True
-        which = np.flatnonzero(labelled[target_codes])
+        which = np.flatnonzero(np.isin(target_codes, label_codes))
         keys = np.sort(label_codes * rows.stride + (labeled_ms - rows.time_origin))
         base = target_codes[which] * rows.stride - rows.time_origin
         before = np.searchsorted(keys, base + t[which], side="left")  # labeled_at < t
