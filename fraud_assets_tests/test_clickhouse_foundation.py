@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -164,6 +165,63 @@ def test_consecutive_units_in_one_process_reuse_the_open_engine(clickhouse_dsn: 
     with connect(clickhouse_dsn, "analytics") as second:
         assert second.query("SELECT 1").result_rows == [(1,)]
     assert first is second
+
+
+def test_another_database_opens_while_a_thread_holds_the_lingering_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """chdb runs one engine per process. The lingering engine of the first database
+    is closed before the second opens, even while another thread (the reaper checking
+    it, here a stand-in holding its lock for 0.3 s) has it: the opener waits for it."""
+    monkeypatch.setattr(client_module, "LINGER_S", 60.0)
+    first, second = (f"chdb://{tmp_path / name}" for name in ("first", "second"))
+    with connect(first, "analytics"):
+        pass
+    state = client_module._shared[embedded_path(first)]
+    assert state.client is not None
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with state.mutex:
+            held.set()
+            release.wait(0.3)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    try:
+        with connect(second, "analytics") as client:
+            assert client.query("SELECT 1").result_rows == [(1,)]
+    finally:
+        release.set()
+        holder.join()
+    assert state.client is None
+
+
+def test_a_database_held_in_use_by_another_thread_times_out_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(client_module, "LINGER_S", 60.0)
+    first, second = (f"chdb://{tmp_path / name}" for name in ("first", "second"))
+    inside, leave = threading.Event(), threading.Event()
+
+    def use_first() -> None:
+        with connect(first, "analytics"):
+            inside.set()
+            leave.wait(30)
+
+    user = threading.Thread(target=use_first)
+    user.start()
+    inside.wait()
+    try:
+        with (
+            pytest.raises(EmbeddedBusyError, match="one embedded database at a time"),
+            connect(second, "analytics", lock_timeout_s=0.2),
+        ):
+            pass
+    finally:
+        leave.set()
+        user.join()
 
 
 _ASKER = textwrap.dedent(

@@ -186,11 +186,33 @@ def _start_reaper() -> None:
 
 
 def _close_idle_clients(keep: Path | None = None) -> None:
-    """Close every lingering client but ``keep``'s (chdb runs one engine per process)."""
+    """Close every lingering client but ``keep``'s, skipping any another thread holds."""
     with _shared_guard:
         states = [state for path, state in _shared.items() if path != keep]
     for state in states:
         _close_if_idle(state, only_if_due=False)
+
+
+def _close_other_engines(keep: Path, timeout_s: float) -> None:
+    """Close every other database's engine before ``keep``'s opens: chdb runs one per process.
+
+    Unlike ``_close_idle_clients`` this waits for a thread that holds another
+    database (the reaper checking it, or a unit of work using it); skipping it
+    would leave its engine open and fail the new one.
+    """
+    with _shared_guard:
+        states = [state for path, state in _shared.items() if path != keep]
+    for state in states:
+        if not state.mutex.acquire(timeout=timeout_s):
+            raise EmbeddedBusyError(
+                f"embedded ClickHouse at {state.path} stayed in use in this process for more "
+                f"than {timeout_s:.0f}s; one process opens one embedded database at a time."
+            )
+        try:
+            if state.client is not None and not state.depth:
+                state.close()
+        finally:
+            state.mutex.release()
 
 
 # As before the linger: an idle engine is closed before a fork (chdb cannot serve a forked
@@ -252,7 +274,7 @@ def quote_identifier(name: str) -> str:
 @contextlib.contextmanager
 def _embedded_client(dsn: str, database: str, timeout_s: float) -> Iterator[Client]:
     path = embedded_path(dsn)
-    _close_idle_clients(keep=path)
+    _close_other_engines(keep=path, timeout_s=timeout_s)
     with _shared_guard:
         state = _shared.setdefault(path, _Shared(path))
     with state.mutex:
