@@ -236,3 +236,30 @@ def test_the_summarised_range_splits_into_whole_days_and_the_rest(start, end, da
         assert (split["first_day"], split["last_day"]) == days
         assert (split["tail_start"], split["tail_end"]) == tuple(h._micros(t) for t in tail)
     assert (split["head_start"], split["head_end"]) == tuple(h._micros(t) for t in head)
+
+
+def test_a_redelivered_batch_is_stored_once_and_counts_once_in_history(clickhouse):
+    """A loader that retries an insert it saw no acknowledgement for sends the same
+    blocks again: crypto_transactions drops them (sql/090), so the history features of
+    a later hour are those of one delivery. A copy batched differently is not a
+    repeated block: it is stored, and the features see it (the check is not vacuous)."""
+    data, labels = _world()
+    day = WINDOW - timedelta(days=3)
+    batch = data.filter(pl.col("timestamp") >= day, pl.col("timestamp") < day + timedelta(days=1))
+    assert batch.height > 10
+    with clickhouse.get_client() as client:
+        _insert(client, data.join(batch, on="transaction_id", how="anti"), labels)
+        client.insert_arrow("crypto_transactions", batch.to_arrow())  # the loader's delivery
+        once = _from_database(client)
+        client.insert_arrow("crypto_transactions", batch.to_arrow())  # ... and its retry
+        assert client.query("SELECT count() FROM crypto_transactions").result_rows == [
+            (data.height,)
+        ]
+        assert _from_database(client).equals(once)
+        assert once.equals(_from_raw_rows(data, labels))
+
+        client.insert_arrow("crypto_transactions", batch.tail(batch.height - 1).to_arrow())
+        assert client.query("SELECT count() FROM crypto_transactions").result_rows == [
+            (data.height + batch.height - 1,)
+        ]
+        assert not _from_database(client).equals(once)
