@@ -1,7 +1,8 @@
-"""Drift: reference histograms, PSI / KS computed by ClickHouse, windows and levels.
+"""Drift: reference histograms, bin counts by ClickHouse, PSI / KS, windows and levels.
 
-The SQL is checked against the numpy reference implementation on random data
-(ties, point masses, Float32 rounding), and the whole check is run on generated
+The SQL bin counts are checked against the numpy reference implementation on
+random data (ties, point masses, Float32 rounding), windows of several hours
+against numpy over their rows, and the whole check is run on generated
 traffic through the real feature pipeline: a day's transactions split at random
 in two is undrifted (nothing fires), and the same half with one feature shifted
 fires on that feature alone.
@@ -113,22 +114,60 @@ value_arrays = st.lists(
     max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(reference=value_arrays, current=value_arrays, bins=st.integers(2, 12))
-def test_sql_bin_counts_psi_and_ks_equal_numpy(
-    clickhouse: ClickHouseResource, reference, current, bins
-):
+def test_sql_bin_counts_equal_numpy(clickhouse: ClickHouseResource, reference, current, bins):
     version = f"v-{uuid.uuid4().hex[:8]}"
     h = histograms.reference_histogram(np.array(reference), bins)
     with clickhouse.get_client() as client:
         _write_snapshot(client, version, {"x_value": np.array(current)})
-        drift_sql.write_reference(client, version, drift_sql.FEATURE, {"x_value": h}, "test")
-        (row,) = drift_sql.window_statistics(
+        hourly = drift_sql.hourly_bin_counts(
             client, drift_sql.FEATURE, version, {"x_value": h}, T0, T0 + timedelta(hours=1)
         )
-    expected = histograms.bin_counts(np.array(current), h.edges)
-    assert row["counts"] == expected.tolist()
-    assert row["n"] == len(current)
-    assert row["psi"] == pytest.approx(histograms.psi(expected, h.counts), rel=1e-9, abs=1e-12)
-    assert row["ks"] == pytest.approx(histograms.binned_ks(expected, h.counts), abs=1e-12)
+    ((hour, (n, (counts,))),) = hourly.items()
+    assert hour == T0.replace(tzinfo=None) and n == len(current)
+    assert counts.tolist() == histograms.bin_counts(np.array(current), h.edges).tolist()
+
+
+def test_every_window_of_a_backfill_equals_numpy_over_its_rows(
+    clickhouse: ClickHouseResource, monkeypatch: pytest.MonkeyPatch
+):
+    """Hours of 100, 400, 50, 300 and 0 rows (min_rows 350): the first too thin to judge,
+    then windows of one and two hours from one counting query, each the PSI and KS of its
+    rows' values, drifted or not."""
+    version = f"v-{uuid.uuid4().hex[:8]}"
+    rng = np.random.default_rng(11)
+    h = histograms.reference_histogram(rng.normal(size=5000))
+    hours = [T0 + timedelta(hours=i) for i in range(5)]
+    values = [rng.normal(0.6 * i, size=n) for i, n in enumerate((100, 400, 50, 300, 0))]
+    queries = []
+    count_hours = drift_sql.hourly_bin_counts
+    monkeypatch.setattr(
+        drift_sql, "hourly_bin_counts", lambda *a: queries.append(a[4:]) or count_hours(*a)
+    )
+    with clickhouse.get_client() as client:
+        for start, hour_values in zip(hours, values, strict=True):
+            if hour_values.size:
+                _write_snapshot(client, version, {"x_value": hour_values}, start=start)
+        drift_sql.write_reference(client, version, drift_sql.FEATURE, {"x_value": h}, "test")
+        verdicts = drift.evaluate_hours(
+            client, drift_sql.FEATURE, hours, drift.DriftLevels(), min_rows=350,
+            max_window_hours=24,
+        )  # fmt: skip
+    assert [v.window_start for v in verdicts] == [None, hours[1], hours[1], hours[2], None]
+    assert [v.rows for v in verdicts] == [100, 400, 450, 350, 0]
+    assert queries == [(hours[1], hours[4])], "one scan for every window"
+    for verdict, window in (
+        (verdicts[1], values[1:2]),
+        (verdicts[2], values[1:3]),
+        (verdicts[3], values[2:4]),
+    ):
+        expected = histograms.bin_counts(np.concatenate(window), h.edges)
+        (column,) = verdict.series
+        assert column.rows == sum(w.size for w in window)
+        assert column.psi == pytest.approx(histograms.psi(expected, h.counts), rel=1e-12)
+        assert column.ks == pytest.approx(histograms.binned_ks(expected, h.counts), rel=1e-12)
+    assert verdicts[3].series[0].psi > verdicts[1].series[0].psi  # the shifted hours drift
+    assert not verdicts[0].series and "fewer than min_rows" in verdicts[0].note
+    assert not verdicts[4].series and verdicts[4].note == "no rows in this hour"
 
 
 def test_reference_is_replaced_per_version_and_series(clickhouse: ClickHouseResource):

@@ -18,9 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 from clickhouse_connect.driver.client import Client
 
-from fraud_assets.monitoring import drift_sql
+from fraud_assets.monitoring import drift_sql, histograms
 from fraud_assets.monitoring.histograms import Histogram
 
 OK, WARN, ERROR = "ok", "warn", "error"
@@ -121,7 +122,11 @@ def evaluate_hours(
     min_rows: int,
     max_window_hours: int,
 ) -> list[HourDrift]:
-    """Judge each UTC hour start in ``hours`` (tz-aware) for ``series`` ('feature' or 'score')."""
+    """Judge each UTC hour start in ``hours`` (tz-aware) for ``series`` ('feature' or 'score').
+
+    One counting query per model version, whatever the number of hours: each
+    window's counts are summed from the hourly counts.
+    """
     if not hours:
         return []
     table = drift_sql.TABLES[series]
@@ -129,37 +134,69 @@ def evaluate_hours(
     counts = hour_versions(
         drift_sql.hourly_rows(client, table, first - max_window_hours * HOUR, last + HOUR)
     )
-    columns = drift_sql.table_columns(client, table)
-    references: dict[str, dict[str, Histogram]] = {}
     verdicts = []
+    by_version: dict[str, list[HourDrift]] = defaultdict(list)
     for hour in sorted(hours):
         version, start, rows = choose_window(counts, hour, min_rows, max_window_hours)
         verdict = HourDrift(hour=hour, version=version, window_start=start, rows=rows)
         verdicts.append(verdict)
         if version is None:
             verdict.note = "no rows in this hour"
-            continue
-        if start is None:
+        elif start is None:
             verdict.note = (
                 f"{rows} rows of {version} in the last {max_window_hours} h, fewer than "
                 f"min_rows={min_rows}: not judged"
             )
-            continue
-        if version not in references:
-            references[version] = drift_sql.read_reference(client, version, series)
-        reference = {n: h for n, h in references[version].items() if n in columns}
+        else:
+            by_version[version].append(verdict)
+    if by_version:
+        columns = drift_sql.table_columns(client, table)
+    for version, judged in by_version.items():
+        reference = {
+            name: h
+            for name, h in drift_sql.read_reference(client, version, series).items()
+            if name in columns
+        }
         if not reference:
-            verdict.note = f"no {series} reference stored for model version {version}"
+            for verdict in judged:
+                verdict.note = f"no {series} reference stored for model version {version}"
             continue
-        stats = drift_sql.window_statistics(client, series, version, reference, start, hour + HOUR)
-        verdict.series = [
-            SeriesDrift(
-                name=s["name"],
-                rows=int(s["n"]),
-                psi=float(s["psi"]),
-                ks=float(s["ks"]),
-                level=levels.level(float(s["psi"])),
-            )
-            for s in stats
-        ]
+        hourly = drift_sql.hourly_bin_counts(
+            client,
+            series,
+            version,
+            reference,
+            min(v.window_start for v in judged),
+            max(v.hour for v in judged) + HOUR,
+        )
+        for verdict in judged:
+            verdict.series = window_drift(hourly, reference, verdict, levels)
     return verdicts
+
+
+def window_drift(
+    hourly: dict[datetime, tuple[int, list]],
+    reference: dict[str, Histogram],
+    verdict: HourDrift,
+    levels: DriftLevels,
+) -> list[SeriesDrift]:
+    """PSI and KS of every column over the verdict's window, from the hours' bin counts."""
+    start, end = _naive_utc(verdict.window_start), _naive_utc(verdict.hour)
+    hours = [hourly[h] for h in sorted(hourly) if start <= h <= end]
+    rows = sum(n for n, _ in hours)
+    if not rows:
+        return []
+    result = []
+    for i, (name, h) in enumerate(reference.items()):
+        window = np.sum([counts[i] for _, counts in hours], axis=0)
+        psi = histograms.psi(window, h.counts)
+        result.append(
+            SeriesDrift(
+                name=name,
+                rows=rows,
+                psi=psi,
+                ks=histograms.binned_ks(window, h.counts),
+                level=levels.level(psi),
+            )
+        )
+    return result

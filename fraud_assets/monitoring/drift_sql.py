@@ -1,17 +1,17 @@
-"""Drift statistics computed by ClickHouse against the stored reference histograms.
+"""Drift counts computed by ClickHouse with the stored reference histograms' edges.
 
-The hour's rows never leave the database: one query bins every monitored
-column of the window with the reference edges and returns, per column, the
-window's bin counts, the PSI and the binned KS distance, computed in SQL
-against ``drift_reference``.
+The rows never leave the database: one query bins every monitored column of
+a range of hours with the reference edges and returns, per hour, the rows and
+each column's bin counts. Counts add up, so every window the check judges is
+a sum of hours; PSI and KS are then computed from the summed counts
+(``histograms.py``), a few numbers per column.
 
-Shape of the query (``histogram_sql``): one scan of the window; per column the
-bin is a ``multiIf`` over the reference edges written in as literals, and
-``countResample(0, bins, 1)`` counts the bins in one aggregate. The per-column
-count arrays are then ``ARRAY JOIN``-ed with the column names and joined to
-``drift_reference``. Of the forms measured on one hour of 67 Float32 columns
-this was the fastest: a ``GROUP BY bin`` per column glued with ``UNION ALL``
-spent about 2 s in query analysis alone; one ``countIf`` per bin and column,
+Shape of the query (``hourly_histogram_sql``): one scan of the range grouped
+by hour; per column the bin is a ``multiIf`` over the reference edges written
+in as literals, and ``countResample(0, bins, 1)`` counts the bins in one
+aggregate. Of the forms measured on one hour of 67 Float32 columns this was
+the fastest: a ``GROUP BY bin`` per column glued with ``UNION ALL`` spent
+about 2 s in query analysis alone; one ``countIf`` per bin and column,
 ``sumMap``, ``ARRAY JOIN`` over the columns, ``GROUPING SETS`` and bins found
 with ``roundDown`` or ``arrayFirstIndex`` over an edge array were all slower.
 """
@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 from clickhouse_connect.driver.client import Client
 
 from fraud_assets.clickhouse.client import quote_identifier
-from fraud_assets.monitoring.histograms import PSEUDO_COUNT, Histogram
+from fraud_assets.monitoring.histograms import Histogram
 
 FEATURE, SCORE = "feature", "score"
 TABLES = {FEATURE: "feature_snapshots", SCORE: "detected_anomalies_ensemble"}
@@ -122,12 +122,11 @@ def bin_expression(column: str, edges: Sequence[float]) -> str:
     return f"toUInt8(multiIf({branches}, {len(edges)}))"
 
 
-def histogram_sql(table: str, references: Mapping[str, Histogram]) -> str:
-    """Per-column bin counts, PSI and binned KS of a window, against ``drift_reference``.
+def hourly_histogram_sql(table: str, references: Mapping[str, Histogram]) -> str:
+    """Per hour of ``[start, end)``: the rows of ``version`` and each column's bin counts.
 
-    Parameters: ``start``, ``end`` (the window), ``version`` (rows scored by
-    it, and its reference), ``series``, ``names`` (the columns, in the order
-    of ``references``) and ``pseudo_count``.
+    Parameters: ``start``, ``end`` and ``version`` (rows scored by it). The
+    column counts come in the order of ``references``.
     """
     # Column names are quoted identifiers and edges float literals; values are bound parameters.
     histograms = ",\n        ".join(
@@ -135,59 +134,42 @@ def histogram_sql(table: str, references: Mapping[str, Histogram]) -> str:
         for name, h in references.items()
     )
     return f"""
-SELECT name, n, counts, reference_rows,
-    arraySum(arrayMap((a, e) -> (a - e) * log(a / e),
-        arrayMap(x -> (x + {{pseudo_count:Float64}})
-            / (n + {{pseudo_count:Float64}} * length(counts)), counts),
-        arrayMap(x -> (x + {{pseudo_count:Float64}})
-            / (reference_rows + {{pseudo_count:Float64}} * length(reference_counts)),
-            reference_counts))) AS psi,
-    arrayMax(arrayMap((a, e) -> abs(a - e),
-        arrayCumSum(arrayMap(x -> x / n, counts)),
-        arrayCumSum(arrayMap(x -> x / reference_rows, reference_counts)))) AS ks
-FROM (
-    SELECT name, n, counts
-    FROM (
-        SELECT count() AS n, [
+SELECT toStartOfHour(timestamp) AS hour, count() AS n, [
         {histograms}
-        ] AS column_counts
-        FROM {quote_identifier(table)}
-        WHERE timestamp >= {{start:DateTime('UTC')}} AND timestamp < {{end:DateTime('UTC')}}
-          AND model_version = {{version:String}}
-    )
-    ARRAY JOIN column_counts AS counts, {{names:Array(String)}} AS name
-    WHERE n > 0
-) AS h
-INNER JOIN (
-    SELECT name, counts AS reference_counts, rows AS reference_rows
-    FROM drift_reference FINAL
-    WHERE model_version = {{version:String}} AND series = {{series:String}}
-) AS r USING (name)
-WHERE length(counts) = length(reference_counts)
-ORDER BY name
+    ] AS column_counts
+FROM {quote_identifier(table)}
+WHERE timestamp >= {{start:DateTime('UTC')}} AND timestamp < {{end:DateTime('UTC')}}
+  AND model_version = {{version:String}}
+GROUP BY hour
+ORDER BY hour
 """  # noqa: S608
 
 
-def window_statistics(
+def hourly_bin_counts(
     client: Client,
     series: str,
     version: str,
     references: Mapping[str, Histogram],
     start: datetime,
     end: datetime,
-) -> list[dict]:
-    """One dict per column: name, n, counts, reference_rows, psi, ks (columns without rows omitted)."""
+) -> dict[datetime, tuple[int, list[np.ndarray]]]:
+    """{hour (naive UTC): (rows, per-column bin counts in the order of ``references``)}.
+
+    One scan for every hour of ``[start, end)``: bin counts add up, so any
+    window of whole hours is the sum of its hours (a backfill's windows come
+    from one query, not one each).
+    """
     if not references:
-        return []
+        return {}
     result = client.query(
-        histogram_sql(TABLES[series], references),
-        parameters={
-            "start": start,
-            "end": end,
-            "version": version,
-            "series": series,
-            "names": list(references),
-            "pseudo_count": PSEUDO_COUNT,
-        },
+        hourly_histogram_sql(TABLES[series], references),
+        parameters={"start": start, "end": end, "version": version},
     )
-    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+    return {
+        _naive_utc(hour): (int(n), [np.asarray(c, dtype=np.int64) for c in counts])
+        for hour, n, counts in result.result_rows
+    }
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
