@@ -385,10 +385,9 @@ def rank(points: np.ndarray, top_n: int, min_points: float) -> list[list[int]]:
         return []
     order = np.argsort(-points, axis=1, kind="stable")[:, :top_n]
     strong = np.take_along_axis(points, order, axis=1) >= max(min_points, 1e-9)
-    return [
-        [k for k, keep in zip(row, kept, strict=True) if keep]
-        for row, kept in zip(order.tolist(), strong.tolist(), strict=True)
-    ]
+    # Sorted strongest first, so a row's strong codes are a prefix of its order.
+    kept = strong.sum(axis=1).tolist()
+    return [row[:k] for row, k in zip(order.tolist(), kept, strict=True)]
 
 
 # ---------------------------------------------------------------- wording
