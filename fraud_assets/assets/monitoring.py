@@ -139,7 +139,8 @@ def drift_reference(
     pool=WRITE_POOL,
     **_retried,
     description="The hour's model features (all but the clock features, Float32) with the "
-    "model version, in ClickHouse table feature_snapshots, so feature drift is computed in SQL. "
+    "model version, in ClickHouse table feature_snapshots, so ClickHouse bins them for the "
+    "feature drift check. "
     "Re-scoring an hour replaces exactly that hour.",
 )
 @retry_transient_only
@@ -322,7 +323,8 @@ def _drift_notification(
     asset=feature_snapshots,
     description="Feature drift: PSI (and KS at the reference bin edges) of every monitored "
     "feature in each hour of the run against the training-time reference of the version that "
-    "scored it, computed in ClickHouse. WARN / ERROR by configurable PSI levels; breaches notify.",
+    "scored it, from bin counts ClickHouse computes per hour. WARN / ERROR by configurable PSI "
+    "levels; breaches notify.",
     **_retried,
 )
 @retry_transient_only
@@ -339,7 +341,8 @@ def feature_drift(
     asset="detected_anomalies_ensemble",
     description="Score drift: PSI (and KS) of statistical_risk, isolation_score, "
     "reconstruction_error and total_risk_score in each hour of the run against the scores the "
-    "same version gave its reference window, computed in ClickHouse; breaches notify.",
+    "same version gave its reference window, from bin counts ClickHouse computes per hour; "
+    "breaches notify.",
     **_retried,
 )
 @retry_transient_only
