@@ -135,6 +135,47 @@ def test_partition_materialization_persists_in_postgres(
         connection.close()
 
 
+def test_a_single_run_backfill_records_every_partition_in_batches(
+    docker_home: Path, clickhouse_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the compose file's event batching, a range in one run still records each
+    hour's materialization of both outputs in Postgres (batches of 4 here, so the six
+    hours take several batches and a partial last one)."""
+    from dagster_postgres import PostgresEventLogStorage
+
+    from fraud_assets.assets.scoring import extract_transactions
+
+    batches: list[int] = []
+    write_batch = PostgresEventLogStorage.store_event_batch
+    monkeypatch.setattr(
+        PostgresEventLogStorage,
+        "store_event_batch",
+        lambda storage, events: batches.append(len(events)) or write_batch(storage, events),
+    )
+    compose = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
+    assert int(compose["x-fraud-env"]["DAGSTER_EVENT_BATCH_SIZE"]) > 1
+    hours = [f"2025-03-01-{h:02d}:00" for h in range(6)]
+    with (
+        mock.patch.dict(os.environ, {"DAGSTER_EVENT_BATCH_SIZE": "4"}),
+        dg.DagsterInstance.from_config(str(docker_home)) as instance,
+    ):
+        result = dg.materialize(
+            [extract_transactions],
+            instance=instance,
+            resources=_scoring_entry_resources(clickhouse_dsn, tmp_path),
+            tags={
+                "dagster/asset_partition_range_start": hours[0],
+                "dagster/asset_partition_range_end": hours[-1],
+            },
+        )
+        assert result.success
+        assert batches and max(batches) == 4, batches
+        for key in extract_transactions.keys:
+            records = instance.fetch_materializations(key, limit=100).records
+            assert sorted(r.partition_key for r in records if r.run_id == result.run_id) == hours
+            assert instance.get_materialized_partitions(key) >= set(hours)
+
+
 @contextlib.contextmanager
 def _process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     """A child process in its own group, killed with everything it started at exit."""
