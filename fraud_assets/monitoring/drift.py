@@ -149,8 +149,7 @@ def evaluate_hours(
             )
         else:
             by_version[version].append(verdict)
-    if by_version:
-        columns = drift_sql.table_columns(client, table)
+    columns = drift_sql.table_columns(client, table) if by_version else set()
     for version, judged in by_version.items():
         reference = {
             name: h
