@@ -170,6 +170,36 @@ def test_every_window_of_a_backfill_equals_numpy_over_its_rows(
     assert not verdicts[4].series and verdicts[4].note == "no rows in this hour"
 
 
+def test_hours_scored_by_two_versions_are_judged_each_against_its_own_reference(
+    clickhouse: ClickHouseResource,
+):
+    """A backfill across a promotion: each hour is judged on its version's rows and
+    reference only, the earlier version's rows never widening the later one's window."""
+    rng = np.random.default_rng(5)
+    old, new = f"v-old-{uuid.uuid4().hex[:6]}", f"v-new-{uuid.uuid4().hex[:6]}"
+    hours = [T0 + timedelta(hours=i) for i in range(4)]
+    with clickhouse.get_client() as client:
+        for i, hour in enumerate(hours):
+            version = old if i < 2 else new
+            _write_snapshot(client, version, {"x_value": rng.normal(size=300)}, start=hour)
+        drift_sql.write_reference(
+            client, old, drift_sql.FEATURE,
+            {"x_value": histograms.reference_histogram(rng.normal(size=4000))}, "old",
+        )  # fmt: skip
+        drift_sql.write_reference(
+            client, new, drift_sql.FEATURE,
+            {"x_value": histograms.reference_histogram(rng.normal(3.0, size=4000))}, "new",
+        )  # fmt: skip
+        verdicts = drift.evaluate_hours(
+            client, drift_sql.FEATURE, hours, drift.DriftLevels(), min_rows=500,
+            max_window_hours=24,
+        )  # fmt: skip
+    assert [v.version for v in verdicts] == [old, old, new, new]
+    assert [v.window_start for v in verdicts] == [None, hours[0], None, hours[2]]
+    assert [v.rows for v in verdicts] == [300, 600, 300, 600]
+    assert verdicts[1].level == drift.OK and verdicts[3].level == drift.ERROR
+
+
 def test_reference_is_replaced_per_version_and_series(clickhouse: ClickHouseResource):
     h = histograms.reference_histogram(np.arange(100.0))
     with clickhouse.get_client() as client:
