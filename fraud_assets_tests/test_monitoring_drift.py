@@ -123,7 +123,7 @@ def test_sql_bin_counts_equal_numpy(clickhouse: ClickHouseResource, reference, c
             client, drift_sql.FEATURE, version, {"x_value": h}, T0, T0 + timedelta(hours=1)
         )
     ((hour, (n, (counts,))),) = hourly.items()
-    assert hour == T0.replace(tzinfo=None) and n == len(current)
+    assert hour.replace(tzinfo=None) == T0.replace(tzinfo=None) and n == len(current)
     assert counts.tolist() == histograms.bin_counts(np.array(current), h.edges).tolist()
 
 

@@ -181,7 +181,7 @@ def window_drift(
 ) -> list[SeriesDrift]:
     """PSI and KS of every column over the verdict's window, from the hours' bin counts."""
     start, end = _naive_utc(verdict.window_start), _naive_utc(verdict.hour)
-    hours = [hourly[h] for h in sorted(hourly) if start <= h <= end]
+    hours = [counts for hour, counts in hourly.items() if start <= _naive_utc(hour) <= end]
     rows = sum(n for n, _ in hours)
     if not rows:
         return []

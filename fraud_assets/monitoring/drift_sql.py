@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 from clickhouse_connect.driver.client import Client
@@ -153,7 +153,7 @@ def hourly_bin_counts(
     start: datetime,
     end: datetime,
 ) -> dict[datetime, tuple[int, list[np.ndarray]]]:
-    """{hour (naive UTC): (rows, per-column bin counts in the order of ``references``)}.
+    """{hour start: (rows, per-column bin counts in the order of ``references``)}.
 
     One scan for every hour of ``[start, end)``: bin counts add up, so any
     window of whole hours is the sum of its hours (a backfill's windows come
@@ -166,10 +166,6 @@ def hourly_bin_counts(
         parameters={"start": start, "end": end, "version": version},
     )
     return {
-        _naive_utc(hour): (int(n), [np.asarray(c, dtype=np.int64) for c in counts])
+        hour: (int(n), [np.asarray(c, dtype=np.int64) for c in counts])
         for hour, n, counts in result.result_rows
     }
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
