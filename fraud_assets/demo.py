@@ -49,8 +49,11 @@ def _step(title: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     home = os.environ.setdefault("DAGSTER_HOME", str(settings.PROJECT_ROOT / ".dagster_home"))
-    os.makedirs(home, exist_ok=True)
     import dagster as dg
+
+    from fraud_assets.local_event_log import ensure_local_instance
+
+    ensure_local_instance(home)
 
     from fraud_assets.clickhouse import ClickHouseResource
     from fraud_assets.definitions import defs

@@ -25,6 +25,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from fraud_assets.local_event_log import LOCAL_INSTANCE_YAML
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 LOCATION = "fraud_assets"
@@ -46,8 +48,11 @@ SCORING_ASSETS = (
 # materialize`): every step in the run's process, as the scoring job itself runs.
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 
-INSTANCE_YAML = """\
-# One run at a time: the embedded ClickHouse serialises access across processes anyway.
+# The shipped local instance (its batching event log), plus: one run at a time, the
+# embedded ClickHouse serialises access across processes anyway.
+INSTANCE_YAML = (
+    LOCAL_INSTANCE_YAML.read_text()
+    + """\
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
@@ -56,6 +61,7 @@ run_coordinator:
 telemetry:
   enabled: false
 """
+)
 
 TERMINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 ACTIVE_RUN_STATUSES = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]

@@ -167,6 +167,21 @@ def test_multi_partition_backfill_is_completed_by_the_daemon_in_one_run(
     assert tags["dagster/asset_partition_range_end"] == backfilled["keys"][-1]
     counts = hour_counts(system, backfilled["hours"])
     assert all(c.complete for c in counts.values()), counts
+    # The local instance's event log stored the run's events in batches (its info names
+    # the storage); every hour of every asset of the run is recorded as materialized.
+    info = system.graphql("{ instance { info } }")["instance"]["info"]
+    assert "BatchingSqliteEventLogStorage" in info, info
+    for asset in SCORING_ASSETS:
+        data = system.graphql(
+            """query($key: AssetKeyInput!, $hours: [String!]) { assetOrError(assetKey: $key) {
+                __typename ... on Asset { assetMaterializations(partitions: $hours) {
+                    partition runId } } } }""",
+            key={"path": [asset]},
+            hours=backfilled["keys"],
+        )
+        recorded = expect_type(data["assetOrError"], "Asset")["assetMaterializations"]
+        mine = sorted(m["partition"] for m in recorded if m["runId"] == run["runId"])
+        assert mine == sorted(backfilled["keys"]), (asset, recorded)
 
 
 def test_late_transactions_sensor_ticks_and_rescores_the_late_hour(
