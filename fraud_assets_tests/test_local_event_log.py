@@ -1,4 +1,4 @@
-"""The local instance's event log: a batch in one transaction records what one-by-one does.
+"""The local instance: its event log stores a batch in one transaction, as one-by-one would.
 
 Two single-run backfills of the same six hours, one on Dagster's default SQLite
 storage and one on the instance ``fraud_assets/local_dagster.yaml`` describes,
@@ -138,9 +138,7 @@ def test_a_batched_backfill_records_what_one_by_one_does(tmp_path: Path) -> None
     }
 
 
-def test_the_local_instance_uses_the_batching_storage_and_turns_batches_on(
-    tmp_path: Path,
-) -> None:
+def test_the_local_instance_batches_events_and_runs_one_run_at_a_time(tmp_path: Path) -> None:
     home = tmp_path / "home"
     ensure_local_instance(home)
     (home / "dagster.yaml").write_text(
@@ -154,3 +152,6 @@ def test_the_local_instance_uses_the_batching_storage_and_turns_batches_on(
             assert isinstance(storage, BatchingSqliteEventLogStorage)
             assert int(os.environ[BATCH_SIZE_VARIABLE]) > 1
             assert Path(storage._base_dir) == home / "history" / "runs"
+            # Runs take turns on the embedded ClickHouse anyway: the daemon starts one at a time.
+            assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+            assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
