@@ -26,7 +26,7 @@ demo: setup
 
 dev: setup
 	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.dagster_home} && mkdir -p $$DAGSTER_HOME && \
-	{ test -f $$DAGSTER_HOME/dagster.yaml || cp fraud_assets/local_dagster.yaml $$DAGSTER_HOME/; } && \
+	$(BIN)/python -m fraud_assets.local_event_log "$$DAGSTER_HOME" && \
 	DAGSTER_HOME=$$DAGSTER_HOME $(BIN)/dagster dev -w workspace.yaml
 
 lint: setup

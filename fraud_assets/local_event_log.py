@@ -17,15 +17,17 @@ Dagster hands a storage batches only when ``DAGSTER_EVENT_BATCH_SIZE`` is set
 this storage sets it for its process, when unset, to ``DEFAULT_BATCH_SIZE``:
 choosing the storage is choosing batches.
 
-``LOCAL_INSTANCE_YAML`` (``fraud_assets/local_dagster.yaml``) names it; ``make
-dev`` and ``fraud-assets demo`` copy that file into a DAGSTER_HOME that has
-no ``dagster.yaml`` yet.
+``LOCAL_INSTANCE_YAML`` (``fraud_assets/local_dagster.yaml``) names it;
+``ensure_local_instance`` copies that file into a DAGSTER_HOME that has no
+``dagster.yaml`` yet (``fraud-assets demo``, and ``make dev`` through
+``python -m fraud_assets.local_event_log "$DAGSTER_HOME"``).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -112,3 +114,7 @@ def ensure_local_instance(home: str | Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(LOCAL_INSTANCE_YAML, target)
     return target
+
+
+if __name__ == "__main__":  # `make dev`: python -m fraud_assets.local_event_log "$DAGSTER_HOME"
+    print(f"Dagster instance: {ensure_local_instance(sys.argv[1])}")

@@ -8,6 +8,8 @@ leave the same rows in the cross-run index and in the run's own database.
 import collections
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from unittest import mock
 
@@ -155,3 +157,12 @@ def test_the_local_instance_batches_events_and_runs_one_run_at_a_time(tmp_path: 
             # Runs take turns on the embedded ClickHouse anyway: the daemon starts one at a time.
             assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
             assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
+
+
+def test_make_dev_writes_the_local_instance_into_dagster_home(tmp_path: Path) -> None:
+    """The command the Makefile's dev target runs before `dagster dev`."""
+    makefile = (Path(__file__).parents[1] / "Makefile").read_text()
+    assert '$(BIN)/python -m fraud_assets.local_event_log "$$DAGSTER_HOME"' in makefile
+    home = tmp_path / "new home"
+    subprocess.run([sys.executable, "-m", "fraud_assets.local_event_log", str(home)], check=True)
+    assert (home / "dagster.yaml").read_text() == LOCAL_INSTANCE_YAML.read_text()
