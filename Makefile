@@ -26,7 +26,7 @@ demo: setup
 
 dev: setup
 	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.dagster_home} && mkdir -p $$DAGSTER_HOME && \
-	$(BIN)/python -m fraud_assets.local_event_log "$$DAGSTER_HOME" && \
+	$(BIN)/python -m fraud_assets.event_storage "$$DAGSTER_HOME" && \
 	DAGSTER_HOME=$$DAGSTER_HOME $(BIN)/dagster dev -w workspace.yaml
 
 lint: setup

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     home = os.environ.setdefault("DAGSTER_HOME", str(settings.PROJECT_ROOT / ".dagster_home"))
     import dagster as dg
 
-    from fraud_assets.local_event_log import ensure_local_instance
+    from fraud_assets.event_storage import ensure_local_instance
 
     ensure_local_instance(home)
 

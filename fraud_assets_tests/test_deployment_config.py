@@ -211,7 +211,18 @@ def test_dagster_yaml_is_a_valid_instance_config(tmp_path: Path) -> None:
     shutil.copy(INSTANCE_YAML, tmp_path / "dagster.yaml")
     config, custom_class = dagster_instance_config(str(tmp_path))
     assert custom_class is None
-    assert set(config["storage"]) == {"postgres"}
+    storages = {
+        key: config[key] for key in ("run_storage", "event_log_storage", "schedule_storage")
+    }
+    assert {key: spec["class"] for key, spec in storages.items()} == {
+        "run_storage": "PostgresRunStorage",
+        "event_log_storage": "BatchingPostgresEventLogStorage",
+        "schedule_storage": "PostgresScheduleStorage",
+    }
+    # One database for all three (a YAML anchor), as Dagster's `storage: postgres` would use.
+    databases = [spec["config"]["postgres_db"] for spec in storages.values()]
+    assert databases[0]["db_name"] == {"env": "DAGSTER_POSTGRES_DB"}
+    assert databases[1:] == databases[:1] * 2
     assert config["run_retries"]["enabled"] and config["run_retries"]["max_retries"] > 0
     assert config["run_monitoring"]["enabled"]
 

@@ -87,6 +87,7 @@ def test_partition_materialization_persists_in_postgres(
     with dg.DagsterInstance.from_config(str(docker_home)) as instance:
         assert isinstance(instance.run_storage, PostgresRunStorage)
         assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+        assert type(instance.event_log_storage).__name__ == "BatchingPostgresEventLogStorage"
         assert isinstance(instance.run_launcher, DockerRunLauncher)
         assert instance.run_retries_enabled and instance.run_monitoring_enabled
         result = dg.materialize(
@@ -141,14 +142,13 @@ def test_a_single_run_backfill_records_every_partition_in_batches(
     """With the compose file's event batching, a range in one run still records each
     hour's materialization of both outputs in Postgres (batches of 4 here, so the six
     hours take several batches and a partial last one)."""
-    from dagster_postgres import PostgresEventLogStorage
-
     from fraud_assets.assets.scoring import extract_transactions
+    from fraud_assets.postgres_event_storage import BatchingPostgresEventLogStorage
 
     batches: list[int] = []
-    write_batch = PostgresEventLogStorage.store_event_batch
+    write_batch = BatchingPostgresEventLogStorage.store_event_batch
     monkeypatch.setattr(
-        PostgresEventLogStorage,
+        BatchingPostgresEventLogStorage,
         "store_event_batch",
         lambda storage, events: batches.append(len(events)) or write_batch(storage, events),
     )

@@ -26,7 +26,7 @@ def use_workdir(workdir: Path) -> None:
     os.environ["DAGSTER_HOME"] = str(workdir / "dagster")
     os.environ.pop("CLICKHOUSE_URL", None)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from fraud_assets.local_event_log import ensure_local_instance
+    from fraud_assets.event_storage import ensure_local_instance
 
     ensure_local_instance(workdir / "dagster")  # the instance `make dev` and the demo use
 

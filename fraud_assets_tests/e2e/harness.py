@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fraud_assets.local_event_log import LOCAL_INSTANCE_YAML
+from fraud_assets.event_storage import LOCAL_INSTANCE_YAML
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent

@@ -1,26 +1,33 @@
-"""The local instance's event log: Dagster's SQLite storage, a batch in one transaction.
+"""Dagster event logs that store a batch of asset events in one transaction.
 
-Dagster's SQLite storage stores a batch of events one at a time: per event it
-opens the run's database, inserts, commits and closes it (a WAL checkpoint),
-and does the same again in the cross-run index for every asset event. A
-single-run backfill of the scoring job over a week records about 3,700 such
-events (an asset's planned event and its materialization, per hour), and on
-this storage they took about half of the backfill's time. Here a batch is one
-transaction on the run's database and one on the index: the same rows as
-storing the events one by one (in the run's database in the same order; in
-the index an asset check's rows follow the batch's asset rows). A batch
-holding anything but asset and asset check events (run status changes
-update run storage too) takes Dagster's one-by-one path.
+A single-run backfill of the scoring job over a week records about 3,700
+asset events: each asset's planned event and its materialization, per hour.
+Dagster's storages write most of them one at a time, with a commit each, and
+on both storages used here that was about half of the backfill's time.
+
+* ``BatchingSqliteEventLogStorage``, the local instance's. Dagster's SQLite
+  storage stores any batch one event at a time: per event it opens the run's
+  database, inserts, commits and closes it (a WAL checkpoint), and does the
+  same in the cross-run index for every asset event. Here a batch is one
+  transaction on the run's database and one on the index.
+* ``BatchingPostgresEventLogStorage`` (``postgres_event_storage.py``, apart so
+  the local instance does not import PostgreSQL's driver), the Docker
+  deployment's. Dagster's PostgreSQL storage batches materializations but
+  stores planned events one by one.
+
+Either way the rows are those of storing the events one by one. A batch
+holding anything else (run status changes also update run storage) takes
+Dagster's own path.
 
 Dagster hands a storage batches only when ``DAGSTER_EVENT_BATCH_SIZE`` is set
-(the Docker deployment sets it for its Postgres storage). An instance with
-this storage sets it for its process, when unset, to ``DEFAULT_BATCH_SIZE``:
+(the Docker deployment sets it in its environment). An instance with the
+SQLite storage sets it for its process, when unset, to ``DEFAULT_BATCH_SIZE``:
 choosing the storage is choosing batches.
 
-``LOCAL_INSTANCE_YAML`` (``fraud_assets/local_dagster.yaml``) names it;
-``ensure_local_instance`` copies that file into a DAGSTER_HOME that has no
+``LOCAL_INSTANCE_YAML`` (``fraud_assets/local_dagster.yaml``) is the local
+instance; ``ensure_local_instance`` copies it into a DAGSTER_HOME that has no
 ``dagster.yaml`` yet (``fraud-assets demo``, and ``make dev`` through
-``python -m fraud_assets.local_event_log "$DAGSTER_HOME"``).
+``python -m fraud_assets.event_storage "$DAGSTER_HOME"``).
 """
 
 from __future__ import annotations
@@ -35,8 +42,9 @@ from dagster import Field, StringSource
 from dagster._core.errors import DagsterInvariantViolationError
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log import SqlEventLogStorage, SqliteEventLogStorage
 from dagster._core.storage.sqlalchemy_compat import db_result
+from sqlalchemy.engine import Connection
 
 BATCH_SIZE_VARIABLE = "DAGSTER_EVENT_BATCH_SIZE"
 DEFAULT_BATCH_SIZE = "100"
@@ -53,7 +61,6 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, home: str, inst_data=None) -> None:
         super().__init__(os.path.join(home, "history", "runs"), inst_data=inst_data)
-        self._home = home
         os.environ.setdefault(BATCH_SIZE_VARIABLE, DEFAULT_BATCH_SIZE)
 
     @classmethod
@@ -74,6 +81,7 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                     if event.run_id == run_id:
                         conn.execute(statement)
 
+        # The cross-run index mirrors the asset events (and asset check events) with ids of its own.
         assets = [
             (event, statement)
             for event, statement in zip(events, statements, strict=True)
@@ -85,20 +93,27 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                 for _, statement in assets:
                     with db_result(conn, statement) as result:
                         ids.append(result.inserted_primary_key[0])
-                if any(event_id is None for event_id in ids):
-                    raise DagsterInvariantViolationError(
-                        "Cannot store asset event tags for null event id."
-                    )
-                self._store_asset_event_tags(conn, [event for event, _ in assets], ids)
-                for (event, _), event_id in zip(assets, ids, strict=True):
-                    self._store_asset_event(conn, event, event_id)
-
-        # Few per batch, and each opens the index itself: one at a time, as store_event does.
+                index_asset_events(self, conn, [event for event, _ in assets], ids)
         for event, statement in zip(events, statements, strict=True):
             if event.dagster_event_type in ASSET_CHECK_EVENTS:
                 with self.index_connection() as conn, db_result(conn, statement) as result:
                     event_id = result.inserted_primary_key[0]
                 self.store_asset_check_event(event, event_id)
+
+
+def index_asset_events(
+    storage: SqlEventLogStorage,
+    conn: Connection,
+    events: Sequence[EventLogEntry],
+    ids: Sequence[int | None],
+) -> None:
+    """What ``store_event`` records per asset event besides the event row, for a whole batch
+    in the caller's transaction: its indexed tags and its asset's latest-event entry."""
+    if any(event_id is None for event_id in ids):
+        raise DagsterInvariantViolationError("Cannot store asset event tags for null event id.")
+    storage._store_asset_event_tags(conn, events, ids)
+    for event, event_id in zip(events, ids, strict=True):
+        storage._store_asset_event(conn, event, event_id)
 
 
 def _batchable(event: EventLogEntry) -> bool:
@@ -116,5 +131,5 @@ def ensure_local_instance(home: str | Path) -> Path:
     return target
 
 
-if __name__ == "__main__":  # `make dev`: python -m fraud_assets.local_event_log "$DAGSTER_HOME"
+if __name__ == "__main__":  # `make dev`: python -m fraud_assets.event_storage "$DAGSTER_HOME"
     print(f"Dagster instance: {ensure_local_instance(sys.argv[1])}")
