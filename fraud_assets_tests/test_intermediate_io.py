@@ -116,3 +116,59 @@ def test_retention_zero_keeps_every_partition_file(tmp_path: Path):
     os.utime(old, (0, 0))
     assert _materialize(tmp_path, [scores], retention_days=0).success
     assert old.exists()
+
+
+THREE_HOURS = ["2026-03-29-02:00", "2026-03-29-03:00", "2026-03-29-04:00"]
+_returned: dict[str, pl.DataFrame] = {}
+
+
+@dg.asset(**_hourly, io_manager_key="frames", metadata={"partition_expr": "timestamp"})
+def shuffled() -> pl.DataFrame:
+    """Rows of the first two hours in no order, the third hour empty (or a stray row)."""
+    return _returned["shuffled"]
+
+
+def _materialize_shuffled(root: Path, frame: pl.DataFrame) -> dg.ExecuteInProcessResult:
+    _returned["shuffled"] = frame
+    return dg.materialize(
+        [shuffled],
+        resources={"frames": IntermediateFrameIOManager(root=str(root))},
+        tags={
+            "dagster/asset_partition_range_start": THREE_HOURS[0],
+            "dagster/asset_partition_range_end": THREE_HOURS[-1],
+        },
+        raise_on_error=False,
+    )
+
+
+def test_each_hour_file_holds_its_rows_in_the_frame_order(tmp_path: Path):
+    frame = _frame().sample(fraction=1.0, shuffle=True, seed=3)
+    assert _materialize_shuffled(tmp_path, frame).success
+    for key in THREE_HOURS:
+        window = hourly_partitions.time_window_for_partition_key(key)
+        expected = frame.filter(
+            (pl.col("timestamp") >= window.start) & (pl.col("timestamp") < window.end)
+        )
+        stored = pl.read_parquet(tmp_path / "shuffled" / f"{key.replace(':', '_')}.parquet")
+        assert_frame_equal(stored, expected)  # the empty third hour keeps the schema too
+
+
+def test_a_row_outside_the_run_fails_the_step_before_any_file_is_written(tmp_path: Path):
+    stray = _frame().head(1).with_columns(pl.lit(FIRST - timedelta(hours=5)).alias("timestamp"))
+    result = _materialize_shuffled(tmp_path, pl.concat([_frame(), stray]))
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert "1 row(s) of shuffled have a 'timestamp' outside" in str(failure.event_specific_data)
+    assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_hours_stored_with_older_column_types_load_together(tmp_path: Path):
+    """A file written before a step changed a column's type loads beside the new ones."""
+    assert _materialize(tmp_path, [scores]).success
+    older = tmp_path / "scores" / "2026-03-29-02_00.parquet"
+    pl.read_parquet(older).with_columns(pl.col("risk").cast(pl.Float64)).write_parquet(older)
+    assert _materialize(tmp_path, [everything]).success
+    assert_frame_equal(
+        _seen["everything"].sort("transaction_id"),
+        _frame().with_columns(pl.col("risk").cast(pl.Float64)),
+    )

@@ -16,8 +16,12 @@ Time-window partitioned outputs with a ``partition_expr`` are split by that colu
 into one file per partition key, so a single-run backfill over a whole day and
 twenty-four hourly runs produce the same files, any window can be loaded, and
 re-materializing a partition replaces exactly that file. Outputs without one
-(a weekly training set spans 30 days) are stored as one file per partition key. Files are written to a
-temporary name and renamed, so a crash never leaves a torn file behind.
+(a weekly training set spans 30 days) are stored as one file per partition key.
+Files are written to a temporary name and renamed, so a crash never leaves a
+torn file behind; a row outside the run's windows fails the step before any
+file is written. A backfill's many small files are written on a few threads
+and read back in one parallel scan (a 168-hour backfill writes and reads about
+a thousand).
 
 Intermediates are a cache between the steps of a run, not a record (final
 results live in ClickHouse): after each write, the asset's partition files
@@ -31,14 +35,19 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import polars as pl
 from pydantic import Field
 
 from fraud_assets import settings
+
+WRITE_THREADS = 4
+_WINDOW = "__partition_window__"
 
 
 def _atomic_write(frame: pl.DataFrame, path: Path) -> None:
@@ -49,6 +58,51 @@ def _atomic_write(frame: pl.DataFrame, path: Path) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _split_by_window(
+    frame: pl.DataFrame, column: str, windows: list[dg.TimeWindow]
+) -> list[pl.DataFrame]:
+    """Each window's rows (``start <= column < end``, compared as instants), in frame order.
+
+    One pass over the column: a window's rows are found by binary search over the
+    windows' starts (a partitions definition's windows never overlap), not by a
+    filter of the whole frame per window.
+    """
+    if len(windows) == 1:
+        (window,) = windows
+        return [frame.filter((pl.col(column) >= window.start) & (pl.col(column) < window.end))]
+    by_start = sorted(range(len(windows)), key=lambda i: windows[i].start)
+    starts = np.array([_micros(windows[i].start) for i in by_start])
+    ends = np.array([_micros(windows[i].end) for i in by_start])
+    times = frame.get_column(column).dt.epoch("us").to_numpy()  # a null is NaN: in no window
+    candidate = np.clip(np.searchsorted(starts, times, side="right") - 1, 0, None)
+    inside = (times >= starts[candidate]) & (times < ends[candidate])
+    window = np.where(inside, np.array(by_start)[candidate], -1)
+    groups = frame.with_columns(pl.Series(_WINDOW, window)).partition_by(
+        _WINDOW, maintain_order=True, include_key=False, as_dict=True
+    )
+    empty = frame.clear()
+    return [groups.get((i,), empty) for i in range(len(windows))]
+
+
+def _micros(moment) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _read(paths: list[Path], columns: list[str] | None) -> pl.DataFrame:
+    """The files' rows in order: one parallel scan, or file by file where their types differ.
+
+    Files written by an older version of a step may type a column differently (or lack
+    one); those are concatenated with types widened, as a single file would be read.
+    """
+    if len(paths) == 1:
+        return pl.read_parquet(paths[0], columns=columns)
+    try:
+        return pl.read_parquet(paths, columns=columns)
+    except (pl.exceptions.SchemaError, pl.exceptions.ColumnNotFoundError):
+        frames = [pl.read_parquet(path, columns=columns) for path in paths]
+        return pl.concat(frames, how="vertical_relaxed")
 
 
 def _safe_name(key: str) -> str:
@@ -93,21 +147,20 @@ class IntermediateFrameIOManager(dg.ConfigurableIOManager):
             and context.has_asset_partitions
             and isinstance(context.asset_partitions_def, dg.TimeWindowPartitionsDefinition)
         ):
-            partitions_def = context.asset_partitions_def
-            assigned = 0
-            for key in context.asset_partition_keys:
-                window = partitions_def.time_window_for_partition_key(key)
-                part = frame.filter(
-                    (pl.col(column) >= window.start) & (pl.col(column) < window.end)
-                )
-                _atomic_write(part, self._path(context, key))
-                written[key] = part.height
-                assigned += part.height
-            if assigned != frame.height:
+            keys = list(context.asset_partition_keys)
+            windows = [context.asset_partitions_def.time_window_for_partition_key(k) for k in keys]
+            parts = _split_by_window(frame, column, windows)
+            assigned = sum(part.height for part in parts)
+            if assigned != frame.height:  # checked before any file is written
                 raise dg.DagsterInvariantViolationError(
                     f"{frame.height - assigned} row(s) of {context.asset_key.to_user_string()} "
                     f"have a {column!r} outside the materialized partition window(s)"
                 )
+            # Small files, mostly fixed costs: a backfill's hours are written side by side.
+            with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+                paths = [self._path(context, key) for key in keys]
+                list(pool.map(_atomic_write, parts, paths))
+            written = {key: part.height for key, part in zip(keys, parts, strict=True)}
         elif context.has_asset_partitions:
             keys = context.asset_partition_keys
             if len(keys) != 1:
@@ -148,7 +201,7 @@ class IntermediateFrameIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext):
         keys = context.asset_partition_keys if context.has_asset_partitions else [None]
         columns = (context.definition_metadata or {}).get("columns")
-        frames = []
+        paths = []
         for key in keys:
             path = self._path(context, key)
             if not path.exists():  # a retry would find it missing too: fail at once
@@ -157,8 +210,8 @@ class IntermediateFrameIOManager(dg.ConfigurableIOManager):
                     f"{key or '(unpartitioned)'}: materialize it first (looked for {path})",
                     allow_retries=False,
                 )
-            frames.append(pl.read_parquet(path, columns=list(columns) if columns else None))
-        frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+            paths.append(path)
+        frame = _read(paths, list(columns) if columns else None)
         if context.dagster_type.typing_type is pd.DataFrame:
             return frame.to_pandas()
         return frame
