@@ -17,7 +17,10 @@ on both storages used here that was about half of the backfill's time.
 
 Either way the rows are those of storing the events one by one. A batch
 holding anything else (run status changes also update run storage) takes
-Dagster's own path.
+Dagster's own path. Both reuse Dagster's private helpers for the index rows
+(``_store_asset_event_tags``, ``_store_asset_event``), so they follow the
+pinned Dagster release; ``test_event_storage.py`` compares every event log
+table against Dagster's own storages after the same backfill.
 
 Dagster hands a storage batches only when ``DAGSTER_EVENT_BATCH_SIZE`` is set
 (the Docker deployment sets it in its environment). An instance with the
