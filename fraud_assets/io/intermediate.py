@@ -93,8 +93,8 @@ def _micros(moment) -> int:
 def _read(paths: list[Path], columns: list[str] | None) -> pl.DataFrame:
     """The files' rows in order: one parallel scan, or file by file where their types differ.
 
-    Files written by an older version of a step may type a column differently (or lack
-    one); those are concatenated with types widened, as a single file would be read.
+    A file written by an older version of a step may type a column differently: then
+    the files are read one by one and concatenated with the types widened.
     """
     if len(paths) == 1:
         return pl.read_parquet(paths[0], columns=columns)
