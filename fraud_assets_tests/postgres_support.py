@@ -83,6 +83,19 @@ class PostgresCluster:
         }
 
 
+def connect(environment: dict[str, str]) -> Any:
+    """A psycopg2 connection to the database that ``environment``'s DAGSTER_POSTGRES_* name."""
+    import psycopg2
+
+    return psycopg2.connect(
+        host=environment["DAGSTER_POSTGRES_HOST"],
+        port=int(environment["DAGSTER_POSTGRES_PORT"]),
+        dbname=environment["DAGSTER_POSTGRES_DB"],
+        user=environment["DAGSTER_POSTGRES_USER"],
+        password=environment["DAGSTER_POSTGRES_PASSWORD"],
+    )
+
+
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:
     """A PostgreSQL server on a free loopback port with a ``dagster`` login role."""

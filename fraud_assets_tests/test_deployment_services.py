@@ -30,6 +30,7 @@ import yaml
 from fraud_assets.partitions import hourly_partitions
 from fraud_assets_tests.postgres_support import (
     PostgresCluster,
+    connect,
     free_port,
     run_checked,
 )
@@ -112,15 +113,7 @@ def test_partition_materialization_persists_in_postgres(
             assert event.asset_materialization.partition == PARTITION
             assert PARTITION in instance.get_materialized_partitions(key)
 
-    import psycopg2
-
-    connection = psycopg2.connect(
-        host=postgres_env["DAGSTER_POSTGRES_HOST"],
-        port=int(postgres_env["DAGSTER_POSTGRES_PORT"]),
-        dbname=postgres_env["DAGSTER_POSTGRES_DB"],
-        user=postgres_env["DAGSTER_POSTGRES_USER"],
-        password=postgres_env["DAGSTER_POSTGRES_PASSWORD"],
-    )
+    connection = connect(postgres_env)
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,))

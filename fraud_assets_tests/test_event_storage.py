@@ -27,7 +27,7 @@ from fraud_assets.event_storage import (
     BatchingSqliteEventLogStorage,
     ensure_local_instance,
 )
-from fraud_assets_tests.postgres_support import PostgresCluster
+from fraud_assets_tests.postgres_support import PostgresCluster, connect
 
 REPO = Path(__file__).parents[1]
 HOURS = dg.HourlyPartitionsDefinition(start_date="2025-03-01-00:00")
@@ -205,15 +205,7 @@ def test_make_dev_writes_the_local_instance_into_dagster_home(tmp_path: Path) ->
 
 
 def _postgres_rows(environment: dict[str, str]) -> dict[str, collections.Counter]:
-    import psycopg2
-
-    connection = psycopg2.connect(
-        host=environment["DAGSTER_POSTGRES_HOST"],
-        port=int(environment["DAGSTER_POSTGRES_PORT"]),
-        dbname=environment["DAGSTER_POSTGRES_DB"],
-        user=environment["DAGSTER_POSTGRES_USER"],
-        password=environment["DAGSTER_POSTGRES_PASSWORD"],
-    )
+    connection = connect(environment)
 
     def query(sql: str) -> list[tuple]:
         with connection.cursor() as cursor:
