@@ -63,9 +63,11 @@ REDUCED_SEEDS = (0, 1)
 # Over ten seeds mammography (0.860) and mnist (0.853) miss; mnist is in range on these two
 # (0.867), mammography is not (0.845).
 AUTOENCODER_MISSES = {"23_mammography", "24_mnist"}
-# The fitted ensemble (the exchange's combiner, prior unchanged) over ten seeds: 0.031-0.037
-# below the better detector where that one leads the other by 0.14-0.19 ROC-AUC.
-ENSEMBLE_DATASET_MISSES = {"6_cardio", "20_letter", "26_optdigits", "40_vowels"}
+# The fitted ensemble (the exchange's combiner, its penalty chosen by cross-validation) is
+# within 0.02 of the better detector on every dataset over ten seeds. On these two seeds
+# vowels is 0.002 inside (0.898 against 0.916), close enough for another CPU's arithmetic
+# in the autoencoder's training to tip it, so it alone is tolerated here.
+ENSEMBLE_DATASET_MISSES = {"40_vowels"}
 
 
 @pytest.fixture(scope="module")

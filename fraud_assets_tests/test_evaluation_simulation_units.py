@@ -15,8 +15,13 @@ from fraud_assets.detectors.calibration import ScoreCalibrator
 from fraud_assets.detectors.ensemble import EnsembleCombiner, EnsembleConfig
 from fraud_assets.detectors.rules import RuleMatrix
 from fraud_assets.detectors.stacking import (
+    FORMAT_VERSION,
+    L2,
+    L2_GRID,
     MAX_SURPRISAL,
+    HeldOut,
     StackedCombiner,
+    default_unless_clearly_beaten,
     log_odds_points,
     surprisal,
 )
@@ -120,6 +125,106 @@ def test_combiner_fits_on_the_models_alone_when_there_are_no_rules():
     assert p[y].mean() > 5 * p[~y].mean()
     loaded = StackedCombiner.from_dict(combiner.to_dict())
     np.testing.assert_allclose(loaded.predict_proba(no_rules, (), iso, ae), p)
+
+
+def _held_out_losses(fit_rows, held: HeldOut) -> dict[float, np.ndarray]:
+    """Per-row held-out log loss of a fixed-penalty fit, for every candidate penalty."""
+    y = np.asarray(held.labels, dtype=float)
+    losses = {}
+    for l2 in L2_GRID:
+        p = StackedCombiner(l2=l2).fit(*fit_rows).predict_proba(*held[:4])
+        losses[l2] = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+    return losses
+
+
+def test_penalty_stays_the_default_unless_a_candidate_clearly_beats_it_held_out():
+    fit_rows = _synthetic(n=20_000, seed=4)
+    held = HeldOut(*_synthetic(n=20_000, seed=5))
+    combiner = StackedCombiner(l2=None).fit(*fit_rows, validation=held)
+    losses = _held_out_losses(fit_rows, held)
+    choice = combiner.penalty_
+    assert choice.method == "validation split"
+    assert choice.losses == pytest.approx({l2: rows.mean() for l2, rows in losses.items()})
+    best = min(choice.losses, key=choice.losses.get)
+    difference = losses[L2] - losses[best]
+    assert choice.margin == pytest.approx(np.std(difference) / np.sqrt(difference.size))
+    assert choice.l2 == (best if difference.mean() > choice.margin else L2)
+    # fitted with the chosen penalty on the fitting rows only
+    fixed = StackedCombiner(l2=choice.l2).fit(*fit_rows)
+    np.testing.assert_allclose(combiner.coef_, fixed.coef_, rtol=1e-6, atol=1e-8)
+
+
+def test_the_default_stands_on_a_near_tie():
+    rng = np.random.default_rng(14)
+    base = rng.exponential(0.02, 10_000)
+    noise = rng.normal(0, 0.01, base.size)  # standard error of a difference: 1e-4
+    noise -= noise.mean()
+    losses = {
+        1.0: base + 0.0005,
+        10.0: base,  # the smallest mean
+        L2: base + 0.00005 + noise,  # worse by half a standard error: it stays
+        50.0: base + 0.0003,
+    }
+    choice = default_unless_clearly_beaten(losses, "validation split")
+    assert (choice.l2, choice.margin) == (L2, pytest.approx(1e-4, rel=0.05))
+    assert "the default" in choice.describe()
+    losses[L2] = base + 0.0002 + noise  # worse by two standard errors: the best wins
+    choice = default_unless_clearly_beaten(losses, "validation split")
+    assert choice.l2 == 10.0 and "more than one standard error" in choice.describe()
+    with pytest.raises(ValueError, match="default"):
+        default_unless_clearly_beaten({1.0: base, 2.0: base}, "validation split")
+
+
+def test_penalty_follows_what_the_held_out_rows_say():
+    # Same process in both: 20,000 rows say the forest matters far more than its prior
+    # weight, so a weak pull wins. Held-out rows where the forest's risk means nothing
+    # (its signal drifted away): the prior's side wins.
+    fit_rows = _synthetic(n=20_000, seed=6)
+    same = StackedCombiner(l2=None).fit(*fit_rows, validation=HeldOut(*_synthetic(seed=7)))
+    fired, names, _, ae, y = _synthetic(seed=8)
+    drifted = HeldOut(fired, names, np.random.default_rng(9).uniform(0, 99.9, y.size), ae, y)
+    shifted = StackedCombiner(l2=None).fit(*fit_rows, validation=drifted)
+    assert same.penalty_.l2 <= 5 < 100 <= shifted.penalty_.l2
+    assert same.weights()["isolation_forest"] > 2 * shifted.weights()["isolation_forest"]
+
+
+def test_penalty_falls_back_or_cross_validates_without_enough_held_out_frauds():
+    fit_rows = _synthetic(n=20_000, seed=10)
+    fired, names, iso, ae, y = _synthetic(n=2000, seed=11)
+    few = np.zeros(y.size, dtype=bool)
+    few[:3] = True
+    combiner = StackedCombiner(l2=None).fit(
+        *fit_rows, validation=HeldOut(fired, names, iso, ae, few)
+    )
+    assert (combiner.penalty_.l2, combiner.penalty_.method) == (
+        L2,
+        "default: 3 labelled frauds in the validation split",
+    )
+    # no held-out rows (the public data): stratified folds of the fitting rows, the same twice
+    cross = StackedCombiner(l2=None).fit(*fit_rows)
+    assert cross.penalty_.method == "5-fold cross-validation"
+    assert cross.penalty_.l2 in L2_GRID and set(cross.penalty_.losses) == set(L2_GRID)
+    again = StackedCombiner(l2=None).fit(*fit_rows)
+    assert again.penalty_ == cross.penalty_
+    assert StackedCombiner(l2=7.0).fit(*fit_rows).penalty_.describe() == "7 (fixed)"
+
+
+def test_combiner_round_trip_keeps_how_its_penalty_was_chosen():
+    fit_rows = _synthetic(n=5000, seed=12)
+    fired, names, iso, ae, _ = fit_rows
+    combiner = StackedCombiner(l2=None).fit(*fit_rows, validation=HeldOut(*_synthetic(seed=13)))
+    data = combiner.to_dict()
+    loaded = StackedCombiner.from_dict(data)
+    assert loaded.penalty_ == combiner.penalty_
+    assert "standard error" in loaded.penalty_.describe()
+    np.testing.assert_allclose(
+        loaded.predict_proba(fired, names, iso, ae), combiner.predict_proba(fired, names, iso, ae)
+    )
+    # a version 1 artifact (a fixed penalty, no record of a choice) still loads
+    old = {k: v for k, v in data.items() if k != "penalty"} | {"format_version": 1, "l2": 20.0}
+    assert StackedCombiner.from_dict(old).penalty_.describe() == "20 (fixed)"
+    with pytest.raises(ValueError, match="newer"):
+        StackedCombiner.from_dict(data | {"format_version": FORMAT_VERSION + 1})
 
 
 def test_ensemble_with_a_fitted_combiner_puts_probabilities_on_the_seed_scale():

@@ -292,6 +292,11 @@ class ThresholdConfig(dg.Config):
         description="Fit the ensemble's combiner on the labelled training split (needs at least "
         "10 known frauds); otherwise the configured weighted sum combines the layers.",
     )
+    combiner_l2: float | None = Field(
+        None,
+        description="The combiner's L2 pull toward its prior; unset, it is chosen on the "
+        "validation split (the strongest within one standard error of the smallest log loss).",
+    )
     stable_scores: bool = Field(
         True,
         description="Map the ensemble risk's quantiles on the training window onto the active "
@@ -356,7 +361,7 @@ def calculate_thresholds(
         thresholds=thresholds,
     )
     if config.fit_combiner:
-        thresholds.combiner = fit_combiner(bundle, feature_engineering_train)
+        thresholds.combiner = fit_combiner(bundle, feature_engineering_train, l2=config.combiner_l2)
     with clickhouse.get_client() as client:
         active = active_bundle(client) if config.stable_scores else None
     thresholds.score_mapping, scale = fit_score_scale(

@@ -12,7 +12,7 @@ import polars as pl
 
 from fraud_assets import settings
 from fraud_assets.bundle import ScoringBundle
-from fraud_assets.detectors.stacking import MIN_FRAUDS, StackedCombiner
+from fraud_assets.detectors.stacking import MIN_FRAUDS, HeldOut, StackedCombiner
 from fraud_assets.evaluation.metrics import (
     alert_metrics,
     per_scenario_recall,
@@ -89,26 +89,42 @@ def training_rows(features: pl.DataFrame) -> pl.DataFrame:
     return features.filter((pl.col("split") == "train") & (pl.col("is_fraud") == 0))
 
 
-def fit_combiner(bundle: ScoringBundle, features: pl.DataFrame, min_frauds: int = MIN_FRAUDS):
+def fit_combiner(
+    bundle: ScoringBundle,
+    features: pl.DataFrame,
+    min_frauds: int = MIN_FRAUDS,
+    l2: float | None = None,
+):
     """The ensemble's ``StackedCombiner`` fitted on the labelled training split, or None.
 
     The training split's labels are those known at the partition end; its
     known frauds were kept out of the models' training rows, so their model
-    risks are out-of-sample. The validation split is not used: it stays a
-    held-out test of the whole bundle. None when fewer than ``min_frauds``
-    frauds are known (the bundle then combines with the configured strategy).
+    risks are out-of-sample. The validation split (the window's newest days,
+    which no model trained on) chooses the penalty toward the prior when
+    ``l2`` is None, and otherwise stays a held-out test of the whole bundle.
+    None when fewer than ``min_frauds`` frauds are known (the bundle then
+    combines with the configured strategy).
     """
     rows = features.filter(pl.col("split") == "train")
     labels = rows["is_fraud"].to_numpy().astype(bool)
     if labels.sum() < min_frauds or labels.all():
         return None
+    fired, names, iso, ae = layer_outputs(bundle, rows)
+    held = features.filter(pl.col("split") == "validation")
+    validation = None
+    if l2 is None and held.height:
+        validation = HeldOut(*layer_outputs(bundle, held), held["is_fraud"].to_numpy())
+    return StackedCombiner(l2=l2).fit(
+        fired, names, iso, ae, labels, bundle.rules.points, validation=validation
+    )
+
+
+def layer_outputs(bundle: ScoringBundle, rows: pl.DataFrame):
+    """What the combiner reads of each row: rule flags (and their names), the models' risks."""
     x = bundle.matrix(rows)
     _, rules = bundle.statistical(rows)
-    iso = bundle.isolation(x)
     ae, _ = bundle.autoencoder_scores(x)
-    return StackedCombiner().fit(
-        rules.fired, rules.names, iso.risk, ae.risk, labels, bundle.rules.points
-    )
+    return rules.fired, rules.names, bundle.isolation(x).risk, ae.risk
 
 
 def combiner_table(combiner) -> str:
@@ -121,6 +137,7 @@ def combiner_table(combiner) -> str:
     ):
         rows.append(f"| {name} | {weight:.2f} | {prior:.2f} |")
     rows.append(f"| intercept | {combiner.intercept_:.2f} | |")
+    rows += ["", f"L2 penalty toward the prior: {combiner.penalty_.describe()}"]
     return "\n".join(rows)
 
 

@@ -25,8 +25,9 @@ The ensemble is the exchange's where the protocol allows it. Under ``pyod``
 the 60 % training split is labelled (PyOD's detectors ignore ``y_train``, and
 so do ours), so the ensemble is the exchange's ``StackedCombiner`` fitted on
 those labels as the weekly training fits it on ``transaction_labels``: each
-model's risk calibrated on its own training scores, the combiner's prior and
-penalty unchanged, no rule inputs (there are no rules). The training rows'
+model's risk calibrated on its own training scores, the combiner's prior
+unchanged and its penalty chosen by the same rule (judged by cross-validation,
+these rows having no time order), no rule inputs (there are no rules). The training rows'
 risks are in-sample for both models, anomalies included: the detectors were
 fitted on every training row (weekly training keeps its known frauds out of
 the models' rows, so there only the normal rows are in-sample). Under ``semi_supervised`` every training row is normal:
@@ -203,6 +204,7 @@ class DatasetResult:
     seconds: float
     risk_sum: Scores | None = None  # EnsembleCombiner's weighted sum of calibrated risks
     fusion: Scores | None = None  # pyod: StandardizedScoreFusion beside the fitted ensemble
+    ensemble_l2: float | None = None  # pyod: the penalty the fitted combiner chose
 
 
 def _scores(y: np.ndarray, score: np.ndarray) -> Scores:
@@ -213,13 +215,16 @@ def _scores(y: np.ndarray, score: np.ndarray) -> Scores:
 
 def fitted_combiner(iso_risk: np.ndarray, ae_risk: np.ndarray, labels: np.ndarray):
     """The exchange's ``StackedCombiner`` fitted as weekly training fits it
-    (``training_steps.fit_combiner``): its default prior and penalty, on the models'
-    calibrated 0–100 risks of the labelled training rows. There are no rules here,
-    so it has no rule inputs; only the two model surprisals and the intercept."""
+    (``training_steps.fit_combiner``): its default prior, on the models' calibrated
+    0–100 risks of the labelled training rows, its penalty chosen on held-out rows.
+    These rows have no time order, so no later split exists to choose it on as the
+    weekly training does: cross-validation on the training split chooses it. There are
+    no rules here, so it has no rule inputs; only the two model surprisals and the
+    intercept."""
     from fraud_assets.detectors.stacking import StackedCombiner
 
     no_rules = np.zeros((len(labels), 0), dtype=bool)
-    return StackedCombiner().fit(no_rules, (), iso_risk, ae_risk, labels)
+    return StackedCombiner(l2=None).fit(no_rules, (), iso_risk, ae_risk, labels)
 
 
 def run_one(
@@ -256,13 +261,13 @@ def run_one(
         [iso_train.anomaly_score, ae_train.anomaly_score]
     )
     fused = _scores(y_test, fusion.combine([iso.anomaly_score, ae.anomaly_score]))
-    ensemble, fusion_column = fused, None
+    ensemble, fusion_column, ensemble_l2 = fused, None, None
     if protocol == "pyod":
         # In-sample: the training rows' risks come from models fitted on those rows.
         stacked = fitted_combiner(iso_train.risk, ae_train.risk, y_train)
         no_rules = np.zeros((len(y_test), 0), dtype=bool)
         ensemble = _scores(y_test, stacked.predict_proba(no_rules, (), iso.risk, ae.risk))
-        fusion_column = fused
+        fusion_column, ensemble_l2 = fused, stacked.penalty_.l2
     combiner = EnsembleCombiner(EnsembleConfig(stat_weight=0.0, iso_weight=0.5, ae_weight=0.5))
     risk_sum = combiner.combine(
         np.zeros(len(y_test)), iso.risk, ae.risk, iso.prediction, ae.prediction
@@ -277,6 +282,7 @@ def run_one(
         seconds=time.perf_counter() - start,
         risk_sum=_scores(y_test, risk_sum.total_risk),
         fusion=fusion_column,
+        ensemble_l2=ensemble_l2,
     )
 
 
@@ -442,6 +448,7 @@ def run(
                     f"{name:<16} seed {seed}: IF {result.iforest.roc_auc:.3f} "
                     f"AE {result.autoencoder.roc_auc:.3f} ENS {result.ensemble.roc_auc:.3f} "
                     + (f"fusion {result.fusion.roc_auc:.3f} " if result.fusion else "")
+                    + (f"L2 {result.ensemble_l2:g} " if result.ensemble_l2 else "")
                     + f"({result.seconds:.0f} s)",
                     flush=True,
                 )
