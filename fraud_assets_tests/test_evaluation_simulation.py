@@ -8,6 +8,8 @@ what the untuned system reached (ensemble PR-AUC 0.18, recall 0.34 at a 2% revie
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fraud_assets.evaluation.simulation import (
@@ -59,6 +61,15 @@ def test_every_layer_is_measured_and_the_combiner_is_fitted(result):
     )
 
 
+def test_result_serialises_without_its_frames(result):
+    data = json.loads(json.dumps(result.to_dict()))  # what `evaluate --json` writes
+    assert set(data) == {"settings", "test", "validation", "data", "seconds"}
+    assert (
+        data["data"]["combiner_l2"] == result.frames.bundle.thresholds.combiner.penalty_.describe()
+    )
+    assert result.frames.scored.height == data["test"]["rows"]
+
+
 def test_validation_report_of_the_training_graph_carries_budgets_and_scenarios(result):
     validation = result.validation
     assert validation["validation_frauds"] > 0
@@ -67,3 +78,31 @@ def test_validation_report_of_the_training_graph_carries_budgets_and_scenarios(r
         assert key in ensemble
     assert ensemble["scenario_recall_at_2.0%"]
     assert validation["frauds_by_scenario"]
+
+
+def test_penalty_sweep_refits_only_the_combiner_and_reproduces_the_trained_one(result):
+    from fraud_assets.detectors.stacking import L2
+    from fraud_assets.evaluation.penalty_sweep import sweep, sweep_table
+
+    bundle = result.frames.bundle
+    trained = bundle.thresholds.combiner
+    rows, choice = sweep(result.frames)
+    assert bundle.thresholds.combiner is trained  # the bundle is left as it was
+    assert [row.l2 for row in rows] == sorted(row.l2 for row in rows)
+    assert [row.l2 for row in rows if row.chosen] == [choice.l2]
+    # The training chose its penalty on the same validation split, or kept the default
+    # with too few labelled frauds there: its row is the scored result itself.
+    method = trained.penalty_.method
+    assert method == "validation split" or method.startswith("default: "), method
+    if method == "validation split":
+        assert trained.penalty_ == choice
+    same = next(row for row in rows if row.l2 == trained.penalty_.l2)
+    assert same.scored["pr_auc"] == result.test["ensemble"]["pr_auc"]
+    assert same.scored["block_precision"] == result.test["ensemble"]["block_precision"]
+    losses = {row.l2: row.validation_log_loss for row in rows}
+    best = min(losses, key=losses.get)
+    clearly_better = losses[L2] - losses[best] > choice.margin
+    assert choice.l2 == (best if clearly_better else L2)
+    table = sweep_table(rows, choice)
+    print(table)
+    assert f"**{choice.l2:g}**" in table and table.endswith(f"Chosen: {choice.describe()}.")

@@ -43,6 +43,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="public-data protocols to run",
     )
     parser.add_argument("--skip-simulation", action="store_true", help="only the public-data check")
+    parser.add_argument(
+        "--penalty-sweep",
+        action="store_true",
+        help="also refit the combiner with every candidate penalty: validation loss and goals",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     parser.set_defaults(func=run)
 
@@ -68,6 +73,15 @@ def run(args: argparse.Namespace) -> int:
         print(format_report(result), flush=True)
         failed |= not all(check.passed for check in check_goals(result.test))
         output["simulation"] = result.to_dict()
+        if args.penalty_sweep:
+            from dataclasses import asdict
+
+            from fraud_assets.evaluation.penalty_sweep import sweep, sweep_table
+
+            rows, choice = sweep(result.frames)
+            print("\nThe combiner with each candidate penalty (bold: the rule's choice):\n")
+            print(sweep_table(rows, choice), flush=True)
+            output["penalty_sweep"] = [asdict(row) for row in rows]
     if args.public_seeds > 0:
         print("\n== Public-data check", flush=True)
         public = _public_check(args.public_seeds, args.public_protocols)

@@ -114,6 +114,13 @@ class GoalCheck:
     passed: bool
 
 
+@dataclass(frozen=True)
+class TrainedWeek:
+    bundle: Any
+    training: pl.DataFrame
+    scored: pl.DataFrame
+
+
 @dataclass
 class SimulationResult:
     settings: SimulationSettings
@@ -121,6 +128,10 @@ class SimulationResult:
     validation: dict[str, Any]  # validate_models' report (the training graph's own numbers)
     data: dict[str, Any]  # rows, frauds per scenario, incidents
     seconds: dict[str, float] = field(default_factory=dict)
+    # In memory only (not in to_dict): what the numbers came from, for further looks
+    # (``penalty_sweep``): the bundle, its training window's features (``split``, labels
+    # known at the partition end) and the scored days' features (matured labels).
+    frames: TrainedWeek | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         settings = asdict(self.settings)
@@ -206,15 +217,12 @@ def train_bundle(settings: SimulationSettings, root: Path, resources: dict[str, 
     from fraud_assets.assets import training
     from fraud_assets.bundle import ScoringBundle
     from fraud_assets.io.model_store import ModelStore
-    from fraud_assets.partitions import weekly_partitions
 
     job = dg.define_asset_job(
         "evaluation_training", selection=dg.AssetSelection.assets(*TRAINING_ASSETS)
     )
     defs = dg.Definitions.merge(training.defs, dg.Definitions(jobs=[job], resources=resources))
-    key = weekly_partitions.get_partition_key_for_timestamp(
-        (settings.test_start - timedelta(hours=1)).timestamp()
-    )
+    key = training_partition(settings)
     result = defs.resolve_job_def("evaluation_training").execute_in_process(
         partition_key=key,
         instance=dg.DagsterInstance.ephemeral(),
@@ -265,6 +273,21 @@ def train_bundle(settings: SimulationSettings, root: Path, resources: dict[str, 
         thresholds=load("calculate_thresholds"),
     )
     return bundle, load("validate_models").data
+
+
+def training_partition(settings: SimulationSettings) -> str:
+    """The weekly partition that closes when the scored days begin."""
+    from fraud_assets.partitions import weekly_partitions
+
+    return weekly_partitions.get_partition_key_for_timestamp(
+        (settings.test_start - timedelta(hours=1)).timestamp()
+    )
+
+
+def training_features(settings: SimulationSettings, resources: dict[str, Any]) -> pl.DataFrame:
+    """The training graph's ``feature_engineering_train`` output, from its intermediate store."""
+    store = Path(resources["intermediate_io_manager"].root) / "feature_engineering_train"
+    return pl.read_parquet(store / f"{training_partition(settings)}.parquet")
 
 
 def generate(settings: SimulationSettings, clickhouse):
@@ -340,12 +363,18 @@ def _run(settings: SimulationSettings, root: Path, log: Callable[[str], None]) -
         settings=settings,
         test=test,
         validation=validation,
+        frames=TrainedWeek(bundle, training_features(settings, resources), features),
         data={
             "transactions": summary.rows,
             "fraud_rows": summary.fraud_rows,
             "incidents": summary.incidents,
             "combiner": (
                 bundle.thresholds.combiner.weights() if bundle.thresholds.combiner else None
+            ),
+            "combiner_l2": (
+                bundle.thresholds.combiner.penalty_.describe()
+                if bundle.thresholds.combiner
+                else None
             ),
         },
         seconds=seconds,
@@ -389,4 +418,5 @@ def format_report(result: SimulationResult) -> str:
     if weights:
         fitted = ", ".join(f"{name} {weight:+.2f}" for name, weight in weights.items())
         lines += ["", f"Combiner (log-odds per unit, fitted on the training split): {fitted}."]
+        lines += [f"Its L2 penalty toward the prior: {result.data.get('combiner_l2')}."]
     return "\n".join(lines)
