@@ -294,8 +294,9 @@ class ThresholdConfig(dg.Config):
     )
     combiner_l2: float | None = Field(
         None,
-        description="The combiner's L2 pull toward its prior; unset, it is chosen on the "
-        "validation split (the strongest within one standard error of the smallest log loss).",
+        description="The combiner's L2 pull toward its prior; unset, the validation split "
+        "judges it: 20 unless another candidate's log loss there beats 20's by more than one "
+        "standard error.",
     )
     stable_scores: bool = Field(
         True,
