@@ -19,7 +19,7 @@ from fraud_assets.detectors.stacking import (
     L2,
     L2_GRID,
     MAX_SURPRISAL,
-    HeldOut,
+    LabelledLayers,
     StackedCombiner,
     default_unless_clearly_beaten,
     log_odds_points,
@@ -127,7 +127,7 @@ def test_combiner_fits_on_the_models_alone_when_there_are_no_rules():
     np.testing.assert_allclose(loaded.predict_proba(no_rules, (), iso, ae), p)
 
 
-def _held_out_losses(fit_rows, held: HeldOut) -> dict[float, np.ndarray]:
+def _held_out_losses(fit_rows, held: LabelledLayers) -> dict[float, np.ndarray]:
     """Per-row held-out log loss of a fixed-penalty fit, for every candidate penalty."""
     y = np.asarray(held.labels, dtype=float)
     losses = {}
@@ -139,7 +139,7 @@ def _held_out_losses(fit_rows, held: HeldOut) -> dict[float, np.ndarray]:
 
 def test_penalty_stays_the_default_unless_a_candidate_clearly_beats_it_held_out():
     fit_rows = _synthetic(n=20_000, seed=4)
-    held = HeldOut(*_synthetic(n=20_000, seed=5))
+    held = LabelledLayers(*_synthetic(n=20_000, seed=5))
     combiner = StackedCombiner(l2=None).fit(*fit_rows, validation=held)
     losses = _held_out_losses(fit_rows, held)
     choice = combiner.penalty_
@@ -180,9 +180,9 @@ def test_penalty_follows_what_the_held_out_rows_say():
     # weight, so a weak pull wins. Held-out rows where the forest's risk means nothing
     # (its signal drifted away): the prior's side wins.
     fit_rows = _synthetic(n=20_000, seed=6)
-    same = StackedCombiner(l2=None).fit(*fit_rows, validation=HeldOut(*_synthetic(seed=7)))
+    same = StackedCombiner(l2=None).fit(*fit_rows, validation=LabelledLayers(*_synthetic(seed=7)))
     fired, names, _, ae, y = _synthetic(seed=8)
-    drifted = HeldOut(fired, names, np.random.default_rng(9).uniform(0, 99.9, y.size), ae, y)
+    drifted = LabelledLayers(fired, names, np.random.default_rng(9).uniform(0, 99.9, y.size), ae, y)
     shifted = StackedCombiner(l2=None).fit(*fit_rows, validation=drifted)
     assert same.penalty_.l2 <= 5 < 100 <= shifted.penalty_.l2
     assert same.weights()["isolation_forest"] > 2 * shifted.weights()["isolation_forest"]
@@ -194,7 +194,7 @@ def test_penalty_falls_back_or_cross_validates_without_enough_held_out_frauds():
     few = np.zeros(y.size, dtype=bool)
     few[:3] = True
     combiner = StackedCombiner(l2=None).fit(
-        *fit_rows, validation=HeldOut(fired, names, iso, ae, few)
+        *fit_rows, validation=LabelledLayers(fired, names, iso, ae, few)
     )
     assert (combiner.penalty_.l2, combiner.penalty_.method) == (
         L2,
@@ -212,7 +212,9 @@ def test_penalty_falls_back_or_cross_validates_without_enough_held_out_frauds():
 def test_combiner_round_trip_keeps_how_its_penalty_was_chosen():
     fit_rows = _synthetic(n=5000, seed=12)
     fired, names, iso, ae, _ = fit_rows
-    combiner = StackedCombiner(l2=None).fit(*fit_rows, validation=HeldOut(*_synthetic(seed=13)))
+    combiner = StackedCombiner(l2=None).fit(
+        *fit_rows, validation=LabelledLayers(*_synthetic(seed=13))
+    )
     data = combiner.to_dict()
     loaded = StackedCombiner.from_dict(data)
     assert loaded.penalty_ == combiner.penalty_

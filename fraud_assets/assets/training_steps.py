@@ -12,7 +12,7 @@ import polars as pl
 
 from fraud_assets import settings
 from fraud_assets.bundle import ScoringBundle
-from fraud_assets.detectors.stacking import MIN_FRAUDS, HeldOut, StackedCombiner
+from fraud_assets.detectors.stacking import MIN_FRAUDS, LabelledLayers, StackedCombiner
 from fraud_assets.evaluation.metrics import (
     alert_metrics,
     per_scenario_recall,
@@ -109,22 +109,21 @@ def fit_combiner(
     labels = rows["is_fraud"].to_numpy().astype(bool)
     if labels.sum() < min_frauds or labels.all():
         return None
-    fired, names, iso, ae = layer_outputs(bundle, rows)
     held = features.filter(pl.col("split") == "validation")
-    validation = None
-    if l2 is None and held.height:
-        validation = HeldOut(*layer_outputs(bundle, held), held["is_fraud"].to_numpy())
+    validation = layer_outputs(bundle, held) if l2 is None and held.height else None
     return StackedCombiner(l2=l2).fit(
-        fired, names, iso, ae, labels, bundle.rules.points, validation=validation
+        *layer_outputs(bundle, rows), bundle.rules.points, validation=validation
     )
 
 
-def layer_outputs(bundle: ScoringBundle, rows: pl.DataFrame):
-    """What the combiner reads of each row: rule flags (and their names), the models' risks."""
+def layer_outputs(bundle: ScoringBundle, rows: pl.DataFrame) -> LabelledLayers:
+    """What the combiner reads of labelled rows: rule flags (and their names), the models'
+    risks, and the labels."""
     x = bundle.matrix(rows)
     _, rules = bundle.statistical(rows)
     ae, _ = bundle.autoencoder_scores(x)
-    return rules.fired, rules.names, bundle.isolation(x).risk, ae.risk
+    labels = rows["is_fraud"].to_numpy().astype(bool)
+    return LabelledLayers(rules.fired, rules.names, bundle.isolation(x).risk, ae.risk, labels)
 
 
 def combiner_table(combiner) -> str:

@@ -75,8 +75,8 @@ CV_FOLDS = 5
 CV_SEED = 0
 
 
-class HeldOut(NamedTuple):
-    """Labelled rows the combiner is not fitted on, to choose its penalty with."""
+class LabelledLayers(NamedTuple):
+    """The combiner's inputs for labelled rows: what it is fitted on, or judged on."""
 
     fired: np.ndarray
     rule_names: Sequence[str]
@@ -193,7 +193,7 @@ class StackedCombiner:
         ae_risk: Any,
         labels: Any,
         rule_points: Mapping[str, float] | None = None,
-        validation: HeldOut | None = None,
+        validation: LabelledLayers | None = None,
     ) -> StackedCombiner:
         """Fit on these rows; with ``l2=None`` the penalty is chosen on ``validation``
         (labelled rows not fitted on) or, without it, by cross-validation."""
@@ -219,7 +219,7 @@ class StackedCombiner:
         return self
 
     def _choose_penalty(
-        self, x: np.ndarray, y: np.ndarray, prior: np.ndarray, validation: HeldOut | None
+        self, x: np.ndarray, y: np.ndarray, prior: np.ndarray, validation: LabelledLayers | None
     ) -> PenaltyChoice:
         if self.l2 is not None:
             return PenaltyChoice(float(self.l2), "fixed")

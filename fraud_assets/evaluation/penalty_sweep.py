@@ -4,8 +4,8 @@ The weekly training chooses how hard the combiner is pulled toward its prior
 on the validation split (``detectors/stacking.py``). This shows that choice
 beside what each candidate would have done: per penalty, the combiner
 refitted on the training split (the models stay as trained), its log loss on
-the validation split, and the ensemble's goals on the scored days. ``fraud-assets evaluate
---penalty-sweep`` prints it after the simulation report.
+the validation split, and the ensemble's goals on the scored days.
+``fraud-assets evaluate --penalty-sweep`` prints it after the simulation report.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import polars as pl
 from fraud_assets.assets.training_steps import layer_outputs
 from fraud_assets.detectors.stacking import (
     L2_GRID,
-    HeldOut,
     PenaltyChoice,
     StackedCombiner,
     default_unless_clearly_beaten,
@@ -44,14 +43,13 @@ def sweep(
     held_rows = week.training.filter(pl.col("split") == "validation")
     if held_rows.height == 0:
         raise ValueError("the training window has no validation split to judge penalties on")
-    labels = train["is_fraud"].to_numpy().astype(bool)
-    fitting = (*layer_outputs(bundle, train), labels, bundle.rules.points)
-    held = HeldOut(*layer_outputs(bundle, held_rows), held_rows["is_fraud"].to_numpy())
+    fitting = layer_outputs(bundle, train)
+    held = layer_outputs(bundle, held_rows)
     trained = bundle.thresholds.combiner
     losses, reports = {}, {}
     try:
         for l2 in grid:
-            combiner = StackedCombiner(l2=l2).fit(*fitting)
+            combiner = StackedCombiner(l2=l2).fit(*fitting, bundle.rules.points)
             losses[l2] = combiner.log_loss_rows(*held)
             bundle.thresholds.combiner = combiner
             reports[l2] = measure(bundle, week.scored)
