@@ -172,3 +172,75 @@ def test_hours_stored_with_older_column_types_load_together(tmp_path: Path):
         _seen["everything"].sort("transaction_id"),
         _frame().with_columns(pl.col("risk").cast(pl.Float64)),
     )
+
+
+# -- the in-run handoff: a later step of the same run takes the frame from memory -------------
+
+_handed: dict[str, pl.DataFrame] = {}
+
+
+@dg.asset(**_hourly, io_manager_key="frames", metadata={"partition_expr": "timestamp"})
+def mixed() -> pl.DataFrame:
+    """Rows of both hours interleaved: loading them back puts each hour's rows together."""
+    return _frame().sample(fraction=1.0, shuffle=True, seed=5)
+
+
+@dg.asset(**_hourly, io_manager_key="frames", metadata={"partition_expr": "timestamp"})
+def overwrite_mixed_files(mixed: pl.DataFrame) -> pl.DataFrame:
+    """Replaces the stored hours of ``mixed`` with other risks, as a concurrent run could."""
+    for path in (Path(_handed["root"]) / "mixed").glob("*.parquet"):
+        pl.read_parquet(path).with_columns(pl.col("risk") + 100).write_parquet(path)
+    return mixed.head(0)
+
+
+@dg.asset(**_hourly, io_manager_key="frames", metadata={"partition_expr": "timestamp"})
+def edits_in_place(mixed: pl.DataFrame, overwrite_mixed_files: pl.DataFrame) -> pl.DataFrame:
+    mixed[0, "risk"] = -1.0
+    mixed.insert_column(0, pl.Series("extra", [0] * mixed.height))
+    return mixed.head(0)
+
+
+@dg.asset(
+    **_hourly,
+    io_manager_key="frames",
+    metadata={"partition_expr": "timestamp"},
+    ins={"mixed": dg.AssetIn(metadata={"columns": ["risk", "transaction_id"]})},
+)
+def reads_mixed(mixed: pl.DataFrame, edits_in_place: pl.DataFrame) -> pl.DataFrame:
+    _handed["reads_mixed"] = mixed
+    return mixed.head(0).with_columns(pl.lit(FIRST).alias("timestamp"))
+
+
+def _run_handoff(root: Path, selection, manager: IntermediateFrameIOManager | None = None):
+    _handed["root"] = str(root)
+    return dg.materialize(
+        [mixed, overwrite_mixed_files, edits_in_place, reads_mixed],
+        selection=selection,
+        resources={"frames": manager or IntermediateFrameIOManager(root=str(root))},
+        tags={
+            "dagster/asset_partition_range_start": HOURS[0],
+            "dagster/asset_partition_range_end": HOURS[1],
+        },
+    )
+
+
+def test_a_later_step_of_the_same_run_gets_the_frame_as_written(tmp_path: Path):
+    manager = IntermediateFrameIOManager(root=str(tmp_path))
+    assert _run_handoff(tmp_path, None, manager).success
+    # As its own run would have read the files before they were overwritten: each
+    # hour's rows together, in the order written, the named columns in that order;
+    # not the overwritten risks, and not another step's in-place edits.
+    expected = pl.concat(
+        [
+            _frame()
+            .sample(fraction=1.0, shuffle=True, seed=5)
+            .filter(pl.col("timestamp").dt.hour() == hour)
+            for hour in (2, 3)
+        ]
+    ).select("risk", "transaction_id")
+    assert_frame_equal(_handed["reads_mixed"], expected)
+    assert not manager._handoff._frames  # released when the run ended
+
+    # Another run reads the files (here: the overwritten risks).
+    assert _run_handoff(tmp_path, [reads_mixed, edits_in_place]).success
+    assert_frame_equal(_handed["reads_mixed"], expected.with_columns(pl.col("risk") + 100))
