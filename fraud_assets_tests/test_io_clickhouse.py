@@ -4,7 +4,8 @@ Covers the cases of Dagster's own suite for database IO managers (time-window,
 static, multi and dynamic partitions, self-dependent assets, quoted
 identifiers, column selection, unsupported types, ``None`` outputs) plus the
 project's contract: typed tables from sql/, a 24-hour single-run window,
-faithful types, exact slice replacement and crash repair.
+faithful types, exact slice replacement and crash repair. Every case runs
+twice, once per way of inserting (``insert_path``).
 """
 
 import math
@@ -30,8 +31,18 @@ HOURLY = dg.HourlyPartitionsDefinition(start_date="2025-03-01-00:00", timezone="
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
+@pytest.fixture(params=["from_file", "arrow_stream"])
+def insert_path(request, monkeypatch) -> str:
+    """Both ways rows reach ClickHouse, each on the real engine: the embedded engine reads
+    an Arrow file the process wrote; a server (the deployment's ``http://``) gets an
+    ArrowStream request body, which the embedded client accepts the same way."""
+    from_file = request.param == "from_file"
+    monkeypatch.setattr(arrow_tables, "_reads_local_files", lambda client: from_file)
+    return request.param
+
+
 @pytest.fixture
-def resources(clickhouse_dsn: str) -> dict:
+def resources(clickhouse_dsn: str, insert_path: str) -> dict:
     return {
         "io_manager": ClickHousePandasIOManager(dsn=clickhouse_dsn),
         "polars_io_manager": ClickHousePolarsIOManager(dsn=clickhouse_dsn),

@@ -352,12 +352,18 @@ def _ipc_payload(frame: pa.Table) -> pa.Buffer:
     return sink.getvalue()
 
 
+def _reads_local_files(client: Client) -> bool:
+    """Whether the engine runs in this process (embedded chdb) and so can read its files."""
+    return client.uri.startswith("chdb://")
+
+
 def _insert(client: Client, qualified: str, frame: pa.Table, info: TableInfo) -> None:
     if frame.num_rows == 0:
         return
-    if client.uri.startswith("chdb://"):
+    if _reads_local_files(client):
         _insert_from_file(client, qualified, frame, info)
         return
+    # A server (the deployment's http://) gets the rows as the request body.
     client.raw_insert(
         qualified,
         column_names=frame.column_names,
