@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from scipy.special import ndtri
 
 from fraud_assets.generator import geography
 from fraud_assets.generator.hashing import uniform
@@ -69,6 +68,10 @@ def _u(seed: int, stream: int, users: np.ndarray, k: int = 0) -> np.ndarray:
 
 
 def _normal(seed: int, stream: int, users: np.ndarray, k: int = 0) -> np.ndarray:
+    # Imported here: scipy.special costs ~0.25 s, and every process that loads the
+    # code location imports this module (the demo-data asset), most never generating.
+    from scipy.special import ndtri
+
     return ndtri(np.clip(_u(seed, stream, users, k), 1e-12, 1 - 1e-12))
 
 
