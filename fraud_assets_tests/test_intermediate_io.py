@@ -176,7 +176,7 @@ def test_hours_stored_with_older_column_types_load_together(tmp_path: Path):
 
 # -- the in-run handoff: a later step of the same run takes the frame from memory -------------
 
-_handed: dict[str, pl.DataFrame] = {}
+_handed: dict = {}  # the store's root for overwrite_mixed_files, what reads_mixed got
 
 
 @dg.asset(**_hourly, io_manager_key="frames", metadata={"partition_expr": "timestamp"})

@@ -4,8 +4,9 @@ Covers the cases of Dagster's own suite for database IO managers (time-window,
 static, multi and dynamic partitions, self-dependent assets, quoted
 identifiers, column selection, unsupported types, ``None`` outputs) plus the
 project's contract: typed tables from sql/, a 24-hour single-run window,
-faithful types, exact slice replacement and crash repair. Every case runs
-twice, once per way of inserting (``insert_path``).
+faithful types, exact slice replacement and crash repair. Every case that
+writes through an IO manager runs twice, once per way of inserting
+(``insert_path``).
 """
 
 import math
