@@ -198,6 +198,35 @@ def test_another_database_opens_while_a_thread_holds_the_lingering_one(
     assert state.client is None
 
 
+def test_at_exit_the_engine_is_closed_even_while_another_thread_holds_it(
+    clickhouse_dsn: str, monkeypatch: pytest.MonkeyPatch
+):
+    """At exit only daemon threads are left, and the reaper may be closing the engine
+    whose linger just ran out (a stand-in holds its lock for 0.3 s here). The exit hook
+    waits for it instead of skipping it, so the process never unloads its libraries with
+    an engine still open or half closed."""
+    monkeypatch.setattr(client_module, "LINGER_S", 60.0)
+    with connect(clickhouse_dsn, "analytics"):
+        pass
+    state = client_module._shared[embedded_path(clickhouse_dsn)]
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with state.mutex:
+            held.set()
+            release.wait(0.3)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    try:
+        client_module._close_at_exit()
+    finally:
+        release.set()
+        holder.join()
+    assert state.client is None and state.lock_fd is None
+
+
 def test_a_database_held_in_use_by_another_thread_times_out_clearly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

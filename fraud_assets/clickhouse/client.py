@@ -41,6 +41,7 @@ from fraud_assets.clickhouse import errors
 DEFAULT_LOCK_TIMEOUT_S = float(os.environ.get("FRAUD_EMBEDDED_LOCK_TIMEOUT_S", "900"))
 LINGER_S = float(os.environ.get("FRAUD_EMBEDDED_LINGER_S", "10"))
 _POLL_S = 0.05
+EXIT_WAIT_S = 10.0  # at exit, how long to wait for a thread that holds an engine
 
 
 class EmbeddedBusyError(RuntimeError):
@@ -203,22 +204,42 @@ def _close_other_engines(keep: Path, timeout_s: float) -> None:
     with _shared_guard:
         states = [state for path, state in _shared.items() if path != keep]
     for state in states:
-        if not state.mutex.acquire(timeout=timeout_s):
+        if not _close_when_free(state, timeout_s):
             raise EmbeddedBusyError(
                 f"embedded ClickHouse at {state.path} stayed in use in this process for more "
                 f"than {timeout_s:.0f}s; one process opens one embedded database at a time."
             )
-        try:
-            if state.client is not None and not state.depth:
-                state.close()
-        finally:
-            state.mutex.release()
+
+
+def _close_at_exit() -> None:
+    """Close every engine before the process exits, waiting for a thread that holds one.
+
+    By then only daemon threads are left: the reaper may be closing an engine
+    whose linger just ran out. Skipping it, as the fork hook does, would let
+    the process unload its libraries while that engine is still shutting down.
+    """
+    with _shared_guard:
+        states = list(_shared.values())
+    for state in states:
+        _close_when_free(state, EXIT_WAIT_S)
+
+
+def _close_when_free(state: _Shared, timeout_s: float) -> bool:
+    """Close ``state``'s engine once no other thread holds it; False if one still did."""
+    if not state.mutex.acquire(timeout=timeout_s):
+        return False
+    try:
+        if state.client is not None and not state.depth:
+            state.close()
+    finally:
+        state.mutex.release()
+    return True
 
 
 # As before the linger: an idle engine is closed before a fork (chdb cannot serve a forked
 # child either way, but the child must not share the file lock) and cleanly at exit.
 os.register_at_fork(before=_close_idle_clients)
-atexit.register(_close_idle_clients)
+atexit.register(_close_at_exit)
 
 
 def _acquire_file_lock(lock_path: Path, timeout_s: float, want_path: Path) -> int:
