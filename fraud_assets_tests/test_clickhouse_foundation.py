@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
@@ -167,6 +168,26 @@ def test_consecutive_units_in_one_process_reuse_the_open_engine(clickhouse_dsn: 
     assert first is second
 
 
+@contextlib.contextmanager
+def _held_by_another_thread(state, seconds: float):
+    """Another thread holds ``state``'s lock from entry until ``seconds`` later (or exit)."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with state.mutex:
+            held.set()
+            release.wait(seconds)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
 def test_another_database_opens_while_a_thread_holds_the_lingering_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -179,22 +200,8 @@ def test_another_database_opens_while_a_thread_holds_the_lingering_one(
         pass
     state = client_module._shared[embedded_path(first)]
     assert state.client is not None
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with state.mutex:
-            held.set()
-            release.wait(0.3)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    held.wait()
-    try:
-        with connect(second, "analytics") as client:
-            assert client.query("SELECT 1").result_rows == [(1,)]
-    finally:
-        release.set()
-        holder.join()
+    with _held_by_another_thread(state, seconds=0.3), connect(second, "analytics") as client:
+        assert client.query("SELECT 1").result_rows == [(1,)]
     assert state.client is None
 
 
@@ -209,21 +216,8 @@ def test_at_exit_the_engine_is_closed_even_while_another_thread_holds_it(
     with connect(clickhouse_dsn, "analytics"):
         pass
     state = client_module._shared[embedded_path(clickhouse_dsn)]
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with state.mutex:
-            held.set()
-            release.wait(0.3)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    held.wait()
-    try:
+    with _held_by_another_thread(state, seconds=0.3):
         client_module._close_at_exit()
-    finally:
-        release.set()
-        holder.join()
     assert state.client is None and state.lock_fd is None
 
 
