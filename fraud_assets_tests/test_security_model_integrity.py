@@ -17,8 +17,10 @@ import hashlib
 import json
 import pickle
 import shutil
+import threading
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pytest
 
@@ -30,6 +32,7 @@ from fraud_assets_tests.reliability_support import (  # noqa: F401 (fixtures)
     events_of,
     failures,
     hour,
+    hour_key,
     world_fixture,
     world_template_fixture,
 )
@@ -150,6 +153,23 @@ def test_prefetched_bundle_is_what_the_steps_load(world: World):
             load_component(client, version, component)
     after = bundle_loader._load_artifact.cache_info()
     assert after.misses == loaded.misses, "every piece came from the prefetched cache"
+
+
+def test_the_first_scoring_step_starts_loading_the_active_bundle(world: World):
+    from fraud_assets.assets import scoring
+
+    bundle_loader._load_artifact.cache_clear()
+    result = dg.materialize(
+        [scoring.extract_transactions],
+        resources=world.resources(),
+        partition_key=hour_key(hour(0)),
+        instance=world.instance,
+    )
+    assert result.success
+    for thread in threading.enumerate():  # still loading, or done already
+        if thread.name == f"prefetch {world.active_version()}":
+            thread.join(timeout=120)
+    assert bundle_loader._load_artifact.cache_info().currsize == len(bundle_loader.COMPONENTS)
 
 
 def test_prefetching_a_tampered_bundle_reports_nothing_and_the_step_refuses(world: World):

@@ -22,7 +22,7 @@ import dagster as dg
 import polars as pl
 
 from fraud_assets.assets import scoring_steps as steps
-from fraud_assets.bundle_loader import prefetch_bundle
+from fraud_assets.bundle_loader import prefetch_active_bundle, prefetch_bundle
 from fraud_assets.clickhouse import ClickHouseResource
 from fraud_assets.clickhouse.errors import CLICKHOUSE_RETRY_POLICY, retry_transient_only
 from fraud_assets.detectors.ensemble import EnsembleConfig
@@ -74,6 +74,7 @@ _by_time = {"partition_expr": "timestamp"}
 def extract_transactions(context: dg.AssetExecutionContext, clickhouse: ClickHouseResource):
     window = context.partition_time_window
     with clickhouse.get_client() as client:
+        prefetch_active_bundle(client)  # the model imports overlap reading the hour
         raw = steps.read_transactions(client, window.start, window.end)
         claimed = claimed_ids(client, window.start, window.end)
     valid, quarantined = steps.validate(raw, window.start, window.end, context.run_id, claimed)
