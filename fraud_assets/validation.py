@@ -96,7 +96,8 @@ def _reason_expr(start: datetime, end: datetime, profile: list[str]) -> pl.Expr:
         ),
         (
             "duplicate_transaction_id",
-            (pl.col("transaction_id").is_duplicated() & ~pl.col("_first")) | pl.col("_claimed"),
+            # A row that is not its id's first is a later copy: no separate duplicate pass.
+            ~pl.col("_first") | pl.col("_claimed"),
         ),
     ]
     expr = pl.lit(None, dtype=pl.Utf8)
