@@ -158,6 +158,7 @@ def test_prefetched_bundle_is_what_the_steps_load(world: World):
 def test_the_first_scoring_step_starts_loading_the_active_bundle(world: World):
     from fraud_assets.assets import scoring
 
+    _join_prefetches()  # an earlier test's loads must not land in the cache counted below
     bundle_loader._load_artifact.cache_clear()
     result = dg.materialize(
         [scoring.extract_transactions],
@@ -166,10 +167,14 @@ def test_the_first_scoring_step_starts_loading_the_active_bundle(world: World):
         instance=world.instance,
     )
     assert result.success
-    for thread in threading.enumerate():  # still loading, or done already
-        if thread.name == f"prefetch {world.active_version()}":
-            thread.join(timeout=120)
+    _join_prefetches()  # still loading, or done already
     assert bundle_loader._load_artifact.cache_info().currsize == len(bundle_loader.COMPONENTS)
+
+
+def _join_prefetches() -> None:
+    for thread in threading.enumerate():
+        if thread.name.startswith("prefetch "):
+            thread.join(timeout=120)
 
 
 def test_prefetching_a_tampered_bundle_reports_nothing_and_the_step_refuses(world: World):
