@@ -120,7 +120,7 @@ def feature_engineering(
     started = time.perf_counter()
     with clickhouse.get_client() as client:
         version = steps.active_version_or_fail(client)
-        prefetch_bundle(client, version)  # model loads overlap the features
+        prefetch_bundle(client, version)  # loaded already unless the run began here
         features = steps.features_for(client, extract_transactions, window.start, window.end)
     context.add_output_metadata(
         {
