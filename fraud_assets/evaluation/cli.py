@@ -15,6 +15,7 @@ from pathlib import Path
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
+    from fraud_assets.evaluation.public_benchmarks import PROTOCOLS
     from fraud_assets.evaluation.simulation import SimulationSettings
 
     defaults = SimulationSettings()
@@ -40,7 +41,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--public-protocols",
         nargs="*",
         default=["pyod", "semi_supervised"],
-        help="public-data protocols to run",
+        choices=PROTOCOLS,
+        help="public-data protocols to run (the goals are judged under the default two)",
     )
     parser.add_argument("--skip-simulation", action="store_true", help="only the public-data check")
     parser.add_argument(
