@@ -263,3 +263,101 @@ def test_a_redelivered_batch_is_stored_once_and_counts_once_in_history(clickhous
             (data.height + batch.height - 1,)
         ]
         assert not _from_database(client).equals(once)
+
+
+def _score_validation(client, start: datetime, end: datetime) -> int:
+    """What scoring the window does to its input: validate it and quarantine the rest."""
+    from fraud_assets.assets import scoring_steps as steps
+    from fraud_assets.validation import claimed_ids
+
+    raw = steps.read_transactions(client, start, end)
+    _, quarantined = steps.validate(raw, start, end, "run", claimed_ids(client, start, end))
+    insert_frame(client, "quarantined_transactions", quarantined)
+    return quarantined.height
+
+
+def test_a_copy_batched_differently_counts_once_its_hour_is_scored(clickhouse):
+    """Copies of stored transactions sent in other blocks are stored; once their hours
+    are scored, validation has quarantined them and history leaves them out, in the
+    summarised days and in the last day's rows alike."""
+    data, labels = _world()
+    old_day = WINDOW - timedelta(days=3)  # summarised (whole day)
+    recent = (WINDOW - timedelta(hours=10), WINDOW - timedelta(hours=4))  # kept as rows
+    batches = [
+        data.filter(pl.col("timestamp") >= start, pl.col("timestamp") < end)
+        for start, end in [(old_day, old_day + timedelta(days=1)), recent]
+    ]
+    assert all(batch.height > 10 for batch in batches)
+    with clickhouse.get_client() as client:
+        _insert(client, data, labels)
+        once = _from_database(client)
+        assert once.equals(_from_raw_rows(data, labels))
+        for batch in batches:  # redelivered with a row fewer: other blocks, stored
+            client.insert_arrow("crypto_transactions", batch.tail(batch.height - 1).to_arrow())
+        twice = _from_database(client)
+        assert not twice.equals(once), "the copies count until their hours are scored"
+
+        assert _score_validation(client, old_day, old_day + timedelta(days=1)) == (
+            batches[0].height - 1
+        )
+        assert _score_validation(client, *recent) == batches[1].height - 1
+        assert _from_database(client).equals(once)
+        assert client.query("SELECT count() FROM crypto_transactions").result_rows == [
+            (data.height + batches[0].height + batches[1].height - 2,)
+        ], "the copies stay stored; only history leaves them out"
+
+
+def test_only_copies_beside_a_twin_under_the_same_key_are_left_out():
+    """Per (time, id): up to the quarantined number of copies, the first read, never
+    the last row alike in time, id and summary key."""
+    at = [datetime(2025, 3, 1, h, tzinfo=UTC) for h in range(3)]
+    rows = pl.DataFrame(
+        {
+            "timestamp": [at[0], at[1], at[0], at[2], at[0], at[2], at[2]],
+            "transaction_id": ["a", "b", "a", "c", "a", "c", "c"],
+            "user_id": "u",
+            "ip_country": ["DE", "DE", "DE", "DE", "DE", "DE", "FR"],
+            "device_type": "ios",
+            "wallet_address": "w",
+            "amount": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+        }
+    )
+    repeats = pl.DataFrame(
+        {"timestamp": at, "transaction_id": ["a", "b", "c"], "copies": [2, 1, 5]}
+    )
+    # a: two of three; b: its only row; c: one of the two in DE, and FR alone under its key
+    assert h._repeated_copies(rows, repeats)["amount"].to_list() == [1.0, 3.0, 4.0]
+    assert h._without_repeats(rows, repeats)["amount"].to_list() == [2.0, 5.0, 6.0, 7.0]
+    assert h._without_repeats(rows, repeats.clear()).equals(rows)
+
+
+def test_copies_whose_contents_differ(clickhouse):
+    """Same id and time: validation scores one row and quarantines the other. A copy
+    under its twin's summary key with another amount: history holds one of the two
+    (either). A copy in another country sums under a key of its own, so it stays
+    history, as a transaction of its own (it is still never scored)."""
+    data, labels = _world()
+    target = data.filter(pl.col("timestamp") >= WINDOW)[0]
+    mine = data.filter(
+        pl.col("timestamp") <= WINDOW - timedelta(hours=25),
+        pl.col("user_id") == target["user_id"][0],
+    ).sort("timestamp")
+    twin_a, twin_b = mine[-1], mine[-2]  # the user's latest summarised row, and the one before
+    other = next(c for c in data["ip_country"].unique().sort() if c != twin_b["ip_country"][0])
+    copy_a = twin_a.with_columns(amount=pl.col("amount") * 7)
+    copy_b = twin_b.with_columns(amount=pl.col("amount") * 5, ip_country=pl.lit(other))
+    with clickhouse.get_client() as client:
+        _insert(client, data, labels)
+        _insert(client, pl.concat([copy_a, copy_b]))
+        for twin in (twin_a, twin_b):
+            hour = twin["timestamp"][0].replace(minute=0, second=0, microsecond=0)
+            assert _score_validation(client, hour, hour + timedelta(hours=1)) == 1
+        got = _from_database(client)
+    a_id = twin_a["transaction_id"][0]
+    twins_kept = _from_raw_rows(pl.concat([data, copy_b]), labels)
+    copy_a_kept = _from_raw_rows(
+        pl.concat([data.filter(pl.col("transaction_id") != a_id), copy_a, copy_b]), labels
+    )
+    assert not twins_kept.equals(copy_a_kept), "the copy's amount matters"
+    assert not twins_kept.equals(_from_raw_rows(data, labels)), "copy_b matters"
+    assert got.equals(twins_kept) or got.equals(copy_a_kept)

@@ -21,9 +21,10 @@ of 1e-6) so that a summary is exact and ClickHouse computes the same numbers
 (``AGGREGATE_SQL``) as polars (``row_aggregates``).
 
 History is every row of ``crypto_transactions``, including rows that scoring
-quarantined: a row's amount enters the sums capped to [0, ``MAX_AMOUNT_USD``]
-and as 0 when it is not finite, so one absurd amount upstream can neither
-overflow the integer sums nor stop its user's scoring for 30 days.
+quarantined (except copies of a stored transaction, see ``history.py``): a
+row's amount enters the sums capped to [0, ``MAX_AMOUNT_USD``] and as 0 when
+it is not finite, so one absurd amount upstream can neither overflow the
+integer sums nor stop its user's scoring for 30 days.
 """
 
 from __future__ import annotations

@@ -19,6 +19,13 @@ days at either end are summed from the rows. Each user's latest summarised
 transaction, which may be a transaction's previous one, comes back as a
 stand-in row found from the same sums (its key's latest time): its time,
 country, device and wallet, with its count and hour taken out of the summary.
+
+A copy of a stored transaction (same id, same time) that validation
+quarantined as ``duplicate_transaction_id`` is not history: a batch delivered
+twice in different blocks counts once in later hours' features from the
+moment its hour is scored. The copies are few, so they are read back by key
+and taken out of the rows and sums here; the projection keeps summing every
+stored row.
 """
 
 from __future__ import annotations
@@ -138,6 +145,24 @@ TIED_LATEST_SQL = (
     "AND user_id IN {users:Array(String)}"
 )
 
+# Copies that validation quarantined as repeats of a stored transaction, by key.
+_REPEATS = (
+    "SELECT timestamp, transaction_id FROM quarantined_transactions "  # noqa: S608
+    "WHERE reason = 'duplicate_transaction_id' "
+    f"AND timestamp >= {_at('history_start')} AND timestamp < {_at('start')}"
+)
+REPEATS_SQL = (
+    "SELECT toDateTime64(timestamp, 6, 'UTC') AS timestamp, transaction_id, "  # noqa: S608
+    f"toInt64(count()) AS copies FROM ({_REPEATS}) GROUP BY timestamp, transaction_id"
+)
+# The stored rows at those keys inside the summarised range (each key's copies and
+# the transaction they repeat): the key is (timestamp, ...) first, so few granules.
+REPEATED_SUMMARISED_SQL = (
+    f"SELECT {_select_list(HISTORY_COLUMNS)} FROM crypto_transactions "  # noqa: S608
+    f"WHERE timestamp >= {_at('summary_start')} AND timestamp <= {_at('summary_end')} "
+    f"AND (timestamp, transaction_id) IN ({_REPEATS}) AND {_RELATED}"
+)
+
 # FINAL: the latest label per transaction, as the features read it.
 LABELS_SQL = (
     "SELECT transaction_id, is_fraud, toDateTime64(labeled_at, 6, 'UTC') AS labeled_at, "  # noqa: S608
@@ -205,10 +230,14 @@ def load_feature_inputs(
         "summary_end": _micros(summary_end),
         **_day_split(summary_start, summary_end),
     }
-    rows = _frame(client, HISTORY_SQL, parameters)
+    repeats = _frame(client, REPEATS_SQL, parameters)
+    rows = _without_repeats(_frame(client, HISTORY_SQL, parameters), repeats)
     summary = _frame(client, SUMMARY_SQL, parameters, SUMMARY_SETTINGS)
+    if repeats.height:
+        stored = _frame(client, REPEATED_SUMMARISED_SQL, parameters)
+        summary = _subtract(summary, _repeated_copies(stored, repeats))
     latest = _latest_rows(client, summary)
-    summary = _without(summary.drop("latest_time"), latest)
+    summary = _subtract(summary.drop("latest_time"), latest)
     if summary.height:
         summary = summary.with_columns(
             transaction_id=pl.lit(""),
@@ -263,7 +292,7 @@ def _latest_rows(client: Client, summary: pl.DataFrame) -> pl.DataFrame:
 
     It stays a row because it may be a transaction's previous one, which needs
     only its time, country and device. Its amount and type are left blank (0,
-    ""), and ``_without`` takes what such a row adds to the sums out of its
+    ""), and ``_subtract`` takes what such a row adds to the sums out of its
     key's summary, so the totals stay exact without reading the row itself.
     """
     at_latest = summary.filter(
@@ -293,16 +322,18 @@ def _blank(latest: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _without(summary: pl.DataFrame, latest: pl.DataFrame) -> pl.DataFrame:
-    """Summaries minus what each stand-in row adds as a blank transaction (exact: integers).
+def _subtract(summary: pl.DataFrame, taken_rows: pl.DataFrame) -> pl.DataFrame:
+    """Summaries minus what the given transaction rows add to them (exact: integers).
 
-    A blank row (amount 0, no type) adds one to the row count and its hour to the
-    hour vector, nothing else; the rest of the latest transaction stays in the summary.
+    Taking out each stand-in row, a blank transaction (amount 0, no type), takes
+    one from the row count and its hour from the hour vector, nothing else; the
+    rest of the latest transaction stays in the summary. Other columns of
+    ``summary`` (its ``latest_time``) are kept.
     """
-    if latest.height == 0:
+    if taken_rows.height == 0:
         return summary
     taken = (
-        latest.with_columns(row_aggregates())
+        taken_rows.with_columns(row_aggregates())
         .group_by(SUMMARY_KEYS)
         .agg(pl.col(c).sum() for c in AGGREGATE_COLUMNS)
     )
@@ -311,5 +342,35 @@ def _without(summary: pl.DataFrame, latest: pl.DataFrame) -> pl.DataFrame:
         .with_columns(
             (pl.col(c) - pl.col(f"{c}_taken").fill_null(0)).alias(c) for c in AGGREGATE_COLUMNS
         )
-        .select(*SUMMARY_KEYS, *AGGREGATE_COLUMNS)
+        .select(summary.columns)
     )
+
+
+_KEY = ["timestamp", "transaction_id"]
+# A copy is left out only beside a twin that sums under the same key: every key then
+# keeps its latest time, and no key loses its last row.
+_TWINS = [*_KEY, *SUMMARY_KEYS]
+
+
+def _repeated_copies(rows: pl.DataFrame, repeats: pl.DataFrame) -> pl.DataFrame:
+    """The rows that are quarantined copies: of the rows alike in time, id and summary
+    key, up to ``copies`` (the first read), always leaving one of them."""
+    if rows.height == 0 or repeats.height == 0:
+        return rows.clear()
+    alike = pl.len().over(_TWINS).cast(pl.Int64)
+    return (
+        rows.with_row_index("_read")
+        .join(repeats, on=_KEY, how="inner")
+        .sort("_read")
+        .filter(pl.int_range(pl.len()).over(_TWINS) < pl.min_horizontal("copies", alike - 1))
+        .drop("_read", "copies")
+    )
+
+
+def _without_repeats(rows: pl.DataFrame, repeats: pl.DataFrame) -> pl.DataFrame:
+    """History rows without the quarantined copies among them, in the order read."""
+    if rows.height == 0 or repeats.height == 0:
+        return rows
+    indexed = rows.with_row_index("_row")
+    copies = _repeated_copies(indexed, repeats).get_column("_row")
+    return indexed.filter(~pl.col("_row").is_in(copies.implode())).drop("_row")
