@@ -20,12 +20,13 @@ transaction, which may be a transaction's previous one, comes back as a
 stand-in row found from the same sums (its key's latest time): its time,
 country, device and wallet, with its count and hour taken out of the summary.
 
-A copy of a stored transaction (same id, same time) that validation
-quarantined as ``duplicate_transaction_id`` is not history: a batch delivered
-twice in different blocks counts once in later hours' features from the
-moment its hour is scored. The copies are few, so they are read back by key
-and taken out of the rows and sums here; the projection keeps summing every
-stored row.
+An exact copy of a stored transaction (every column the features read) that
+validation quarantined as ``duplicate_transaction_id`` is not history: a
+batch delivered twice in different blocks counts once in later hours'
+features from the moment its hour is scored. The copies are few, so they are
+read back by (time, id) and taken out of the rows and sums here; the
+projection keeps summing every stored row. Which of two exact copies goes
+makes no difference, so a rerun reads the same history.
 """
 
 from __future__ import annotations
@@ -347,22 +348,25 @@ def _subtract(summary: pl.DataFrame, taken_rows: pl.DataFrame) -> pl.DataFrame:
 
 
 _KEY = ["timestamp", "transaction_id"]
-# A copy is left out only beside a twin that sums under the same key: every key then
-# keeps its latest time, and no key loses its last row.
-_TWINS = [*_KEY, *SUMMARY_KEYS]
 
 
 def _repeated_copies(rows: pl.DataFrame, repeats: pl.DataFrame) -> pl.DataFrame:
-    """The rows that are quarantined copies: of the rows alike in time, id and summary
-    key, up to ``copies`` (the first read), always leaving one of them."""
+    """The rows that are quarantined copies: of the rows identical in every history
+    column, up to ``copies`` at their (time, id), always leaving one.
+
+    A copy that differs from its twin (another amount, country, ...) is left as a
+    transaction of its own: which of the two validation scored is not recorded here,
+    and only identical rows can go without it mattering which.
+    """
     if rows.height == 0 or repeats.height == 0:
         return rows.clear()
-    alike = pl.len().over(_TWINS).cast(pl.Int64)
+    identical = [c for c in HISTORY_COLUMNS if c in rows.columns]
+    alike = pl.len().over(identical).cast(pl.Int64)
     return (
         rows.with_row_index("_read")
         .join(repeats, on=_KEY, how="inner")
         .sort("_read")
-        .filter(pl.int_range(pl.len()).over(_TWINS) < pl.min_horizontal("copies", alike - 1))
+        .filter(pl.int_range(pl.len()).over(identical) < pl.min_horizontal("copies", alike - 1))
         .drop("_read", "copies")
     )
 
