@@ -6,14 +6,16 @@ always holds. The seed's validate_data ideas (empty, nulls, ranges) applied to
 transactions.
 
 Duplicate transaction ids: the first occurrence of an id (earliest timestamp,
-then arrival order) claims it and is the one scored; every later row with the
-same id is quarantined as ``duplicate_transaction_id`` — within a window, and
+then the smallest contents, column by column) claims it and is the one scored;
+every later row with the same id is quarantined as ``duplicate_transaction_id`` — within a window, and
 across windows through ``claimed_ids``, which finds the ids of a window that
 already occurred in the ``DUPLICATE_LOOKBACK`` before it. The rule depends
 only on the source table, so it gives the same answer whichever order hours
 are scored or re-scored in. (A copy with an earlier timestamp that arrives
 after the later hour was scored is quarantined there only once that later
-hour is re-scored.)
+hour is re-scored.) Ties go by contents, not by arrival, because ClickHouse
+returns rows with equal sort keys in no fixed order: every read of a window,
+by the scoring graph or by training, scores the same copy.
 """
 
 from __future__ import annotations
@@ -114,8 +116,8 @@ def split_valid(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(valid rows, invalid rows with a ``reason`` column) for the window [start, end).
 
-    For duplicate transaction ids the earliest row (by timestamp, then arrival
-    order) is scored and the others are quarantined; ids in ``claimed``
+    For duplicate transaction ids the earliest row (by timestamp, then by its
+    contents) is scored and the others are quarantined; ids in ``claimed``
     (already seen before the window, see ``claimed_ids``) are quarantined too.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in transactions.columns]
@@ -132,13 +134,39 @@ def split_valid(
             pl.col("transaction_id").is_first_distinct().alias("_first"),
             pl.col("transaction_id").cast(pl.Utf8).is_in(claimed_ids.implode()).alias("_claimed"),
         )
-        .with_columns(_reason_expr(start, end, profile).alias("reason"))
-        .sort("_arrival")
     )
+    if not marked.get_column("_first").all():  # copies: their first by contents
+        marked = _first_by_contents(marked)
+    marked = marked.with_columns(_reason_expr(start, end, profile).alias("reason")).sort("_arrival")
     helpers = ("_arrival", "_first", "_claimed")
     valid = marked.filter(pl.col("reason").is_null()).drop(*helpers, "reason")
     invalid = marked.filter(pl.col("reason").is_not_null()).drop(*helpers)
     return valid, invalid
+
+
+def _first_by_contents(marked: pl.DataFrame) -> pl.DataFrame:
+    """``_first`` for the ids with several rows: the earliest, ties by contents.
+
+    Only those ids' rows are sorted (all of their columns), so an hour without
+    copies pays nothing, and copies at one time get the same order however
+    they were read.
+    """
+    repeated = pl.col("transaction_id").is_in(
+        marked.filter(~pl.col("_first")).get_column("transaction_id").unique().implode()
+    )
+    contents = [c for c in marked.columns if not c.startswith("_")]
+    chosen = (
+        marked.filter(repeated)
+        .sort(["timestamp", *contents], nulls_last=True)
+        .filter(pl.col("transaction_id").is_first_distinct())
+        .get_column("_arrival")
+    )
+    return marked.with_columns(
+        pl.when(repeated)
+        .then(pl.col("_arrival").is_in(chosen.implode()))
+        .otherwise(pl.col("_first"))
+        .alias("_first")
+    )
 
 
 def quarantine_rows(

@@ -74,3 +74,30 @@ def test_duplicates_keep_the_earliest_and_quarantine_the_rest():
     assert valid.sort("transaction_id")["timestamp"].to_list()[0].minute == 10
     assert invalid["reason"].to_list() == ["duplicate_transaction_id"]
     assert valid.height + invalid.height == frame.height
+
+
+def test_every_read_scores_the_same_one_of_two_differing_copies(clickhouse):
+    """Copies that share an id and a time but not their amount: whichever was stored
+    first, the scoring graph's read and the training's read validate to the same copy,
+    so a rerun scores what the run before it scored."""
+    from datetime import timedelta
+
+    from fraud_assets.assets.scoring_steps import read_transactions
+    from fraud_assets.features.history import load_transactions
+    from fraud_assets.generator.store import insert_frame
+    from fraud_assets_tests.test_features import random_transactions
+
+    rows = random_transactions(30, 5, START, timedelta(hours=1), seed=3)
+    low, high = (rows[:1].with_columns(amount=pl.lit(a)) for a in (10.0, 20.0))
+    scored = []
+    for copies in ([low, high], [high, low]):
+        with clickhouse.get_client() as client:
+            client.command("TRUNCATE TABLE crypto_transactions")
+            for batch in (rows[1:], *copies):  # each its own insert
+                insert_frame(client, "crypto_transactions", batch)
+            for read in (read_transactions, load_transactions):
+                valid, invalid = split_valid(read(client, START, END), START, END)
+                assert invalid["reason"].to_list() == ["duplicate_transaction_id"]
+                copy = valid.filter(pl.col("transaction_id") == low["transaction_id"][0])
+                scored.append(copy["amount"].item())
+    assert scored == [10.0] * 4
