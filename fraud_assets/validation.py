@@ -154,7 +154,7 @@ def _first_by_contents(marked: pl.DataFrame) -> pl.DataFrame:
     repeated = pl.col("transaction_id").is_in(
         marked.filter(~pl.col("_first")).get_column("transaction_id").unique().implode()
     )
-    contents = [c for c in marked.columns if not c.startswith("_")]
+    contents = [c for c in marked.columns if not c.startswith("_") and c != "timestamp"]
     chosen = (
         marked.filter(repeated)
         .sort(["timestamp", *contents], nulls_last=True)
