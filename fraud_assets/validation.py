@@ -6,12 +6,13 @@ always holds. The seed's validate_data ideas (empty, nulls, ranges) applied to
 transactions.
 
 Duplicate transaction ids: the first occurrence of an id (earliest timestamp,
-then the smallest contents, column by column) claims it and is the one scored;
-every later row with the same id is quarantined as ``duplicate_transaction_id`` — within a window, and
-across windows through ``claimed_ids``, which finds the ids of a window that
-already occurred in the ``DUPLICATE_LOOKBACK`` before it. The rule depends
-only on the source table, so it gives the same answer whichever order hours
-are scored or re-scored in. (A copy with an earlier timestamp that arrives
+then the smallest contents, column by column) claims it and is the one
+scored; every later row with the same id is quarantined as
+``duplicate_transaction_id`` — within a window, and across windows through
+``claimed_ids``, which finds the ids of a window that already occurred in
+the ``DUPLICATE_LOOKBACK`` before it. The rule depends only on the source
+table, so it gives the same answer whichever order hours are scored or
+re-scored in. (A copy with an earlier timestamp that arrives
 after the later hour was scored is quarantined there only once that later
 hour is re-scored.) Ties go by contents, not by arrival, because ClickHouse
 returns rows with equal sort keys in no fixed order: every read of a window,
@@ -130,7 +131,8 @@ def split_valid(
         .sort(["timestamp", "_arrival"], nulls_last=True)
         .with_columns(
             # In this order the first row of each id is the one scored (a hash pass, where
-            # a window over the ids costs several times as much).
+            # a window over the ids costs several times as much); copies that share a
+            # time are then put in order by their contents.
             pl.col("transaction_id").is_first_distinct().alias("_first"),
             pl.col("transaction_id").cast(pl.Utf8).is_in(claimed_ids.implode()).alias("_claimed"),
         )
