@@ -138,6 +138,17 @@ def test_semi_supervised_split_trains_on_the_first_half_of_normals():
     assert y_train.sum() == 0 and y_test.sum() == 2 and len(y_test) == 6
 
 
+def test_a_column_constant_up_to_rounding_keeps_a_scale_of_one():
+    import numpy as np
+
+    # 0.1 + 0.2 is 0.30000000000000004: a standard deviation of ~1e-17 in the training rows.
+    column = np.array([0.3, 0.1 + 0.2, 0.3, 0.3, 0.5, 0.3, 0.3, 0.3])
+    X = np.c_[np.arange(8.0), column]
+    y = np.array([0, 0, 0, 0, 1, 0, 0, 0])
+    _, X_test, _, y_test = split(X, y, "semi_supervised", seed=0)
+    assert X_test[y_test == 1, 1] == pytest.approx(0.2)  # 0.5 − 0.3, not 0.2 / 1e-17
+
+
 def test_dte_unsupervised_split_fits_on_a_bootstrap_sample_and_reports_on_every_row():
     import numpy as np
 
