@@ -158,7 +158,7 @@ class Published:
         return min(figures), max(figures)
 
     def ae_is_dte_vae(self, protocol: str) -> bool:
-        """Whether the autoencoder's reference is the DTE paper's VAE (see ``distance_from_mean``)."""
+        """Whether the autoencoder's reference is DTE's VAE (see ``distance_from_mean``)."""
         return protocol != "pyod" or not self.pyod_ae
 
 
@@ -489,10 +489,13 @@ def format_table(summary: Summary) -> str:
             f"{r['ensemble_ap']:.3f} | {_pair(r, 'fusion')} | {_pair(r, 'risk_sum')} |"
         )
     m = summary.mean
-    means = {k: m(k) for k in ("fusion_roc", "fusion_ap", "risk_sum_roc", "risk_sum_ap")}
+    means = {
+        k: m(k) for k in ("distance_roc", "fusion_roc", "fusion_ap", "risk_sum_roc", "risk_sum_ap")
+    }
     lines.append(
         f"| **mean** | {m('iforest_roc'):.3f} | | | {m('autoencoder_roc'):.3f} | | "
-        f"{_one({'distance_roc': m('distance_roc')}, 'distance')} | {m('ensemble_roc'):.3f} | {m('iforest_ap'):.3f} | {m('autoencoder_ap'):.3f} | "
+        f"{_one(means, 'distance')} | {m('ensemble_roc'):.3f} | {m('iforest_ap'):.3f} | "
+        f"{m('autoencoder_ap'):.3f} | "
         f"{m('ensemble_ap'):.3f} | {_pair(means, 'fusion')} | {_pair(means, 'risk_sum')} |"
     )
     lines.append("")
