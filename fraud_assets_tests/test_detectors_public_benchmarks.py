@@ -2,9 +2,10 @@
 
 The full check (ten datasets, ten seeds, both detectors and the ensemble) is
 ``python -m fraud_assets.evaluation.public_benchmarks``; here the Isolation
-Forest runs the full PyOD protocol (it is cheap) and the autoencoder and the
+Forest runs the full PyOD protocol (it is cheap), the autoencoder and the
 ensemble run two seeds of it on all ten datasets (about three minutes on a loaded
-2-core machine). Under the PyOD protocol the ensemble is the exchange's
+2-core machine), and all three run the semi-supervised protocol's three seeds
+(about three minutes more). Under the PyOD protocol the ensemble is the exchange's
 ``StackedCombiner`` fitted on the training split's labels (the detectors never
 see them), as the weekly training fits it on ``transaction_labels``.
 
@@ -100,6 +101,50 @@ def test_ensemble_mean_roc_auc_and_ap_beat_the_better_single_detector(reduced_su
 def test_ensemble_stays_near_the_better_detector_per_dataset(reduced_summary):
     assert _missed(reduced_summary, "ensemble_dataset") <= ENSEMBLE_DATASET_MISSES, (
         reduced_summary.failed("ensemble_dataset")
+    )
+
+
+# Semi-supervised protocol (DTE-S: train on half the normal rows, no labels, so the ensemble
+# is the label-free fusion), seeds 0–2 as in the README's table. Every autoencoder miss is
+# against DTE-S's VAE, which is the distance from the mean (test below); pendigits is within
+# 0.001 of it either way. On vowels the forest is near chance (0.615) and the fusion, which
+# has no labels to tell it so, lands between the two detectors.
+SEMI_SEEDS = (0, 1, 2)
+SEMI_AUTOENCODER_MISSES = {"5_campaign", "6_cardio", "23_mammography", "28_pendigits"}
+SEMI_ENSEMBLE_DATASET_MISSES = {"40_vowels"}
+# The fusion's mean ROC-AUC is 0.842 against the autoencoder's 0.841 on these seeds (0.842
+# against 0.843 on seeds 0–1): a tie that another CPU's arithmetic could tip either way.
+SEMI_MEAN_ROC_SLACK = 0.002
+
+
+@pytest.fixture(scope="module")
+def semi_summary():
+    summary = summarize(run("semi_supervised", seeds=SEMI_SEEDS))
+    print(format_table(summary))
+    return summary
+
+
+def test_semi_supervised_isolation_forest_matches_dte_s(semi_summary):
+    assert not semi_summary.failed("iforest")
+
+
+def test_semi_supervised_autoencoder_misses_only_the_distance_from_the_mean(semi_summary):
+    missed = _missed(semi_summary, "autoencoder")
+    assert missed <= SEMI_AUTOENCODER_MISSES, semi_summary.failed("autoencoder")
+    for name in missed:  # each reference there is the model-free distance from the mean
+        row = semi_summary.rows[name]
+        assert abs(row["distance_roc"] - row["published_ae_low"]) <= 0.001, (name, row)
+
+
+def test_semi_supervised_fusion_against_the_better_detector(semi_summary):
+    assert not semi_summary.failed("ensemble_ap")
+    assert (
+        semi_summary.mean("ensemble_roc")
+        >= max(semi_summary.mean("iforest_roc"), semi_summary.mean("autoencoder_roc"))
+        - SEMI_MEAN_ROC_SLACK
+    ), semi_summary.failed("ensemble_roc")
+    assert _missed(semi_summary, "ensemble_dataset") <= SEMI_ENSEMBLE_DATASET_MISSES, (
+        semi_summary.failed("ensemble_dataset")
     )
 
 
