@@ -5,7 +5,7 @@ The full check (ten datasets, ten seeds, both detectors and the ensemble) is
 Forest runs the full PyOD protocol (it is cheap), the autoencoder and the
 ensemble run two seeds of it on all ten datasets (about three minutes on a loaded
 2-core machine), and all three run the semi-supervised protocol's three seeds
-(about three minutes more). Under the PyOD protocol the ensemble is the exchange's
+(about four minutes more). Under the PyOD protocol the ensemble is the exchange's
 ``StackedCombiner`` fitted on the training split's labels (the detectors never
 see them), as the weekly training fits it on ``transaction_labels``.
 
