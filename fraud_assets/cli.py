@@ -41,7 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_dagster_api_warnings() -> None:
+    """Dagster warns, at import, that the definitions use beta and preview APIs
+    (single-run backfill policies, partitioned asset checks): a note for whoever
+    maintains this code, not for someone running a command, so the CLI hides them."""
+    import warnings
+
+    import dagster as dg
+
+    for category in (dg.BetaWarning, dg.PreviewWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _quiet_dagster_api_warnings()
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -18,6 +18,9 @@ from fraud_assets import settings
 
 DEFAULT_USERS = 1500
 DEFAULT_DAYS = 37
+# The runs' own messages (promotion, drift, alerts, failures) without Dagster's per-event
+# DEBUG lines: the full event log is in Dagit (`make dev`).
+RUN_LOGGING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def last_week_end(now: datetime) -> datetime:
@@ -86,10 +89,13 @@ def run(args: argparse.Namespace) -> int:
     began = _step(
         f"2/4 train_ensemble_models for the week {week_key} (autoencoder epochs={args.epochs})"
     )
-    training = defs.get_job_def("train_ensemble_models").execute_in_process(
+    training = defs.resolve_job_def("train_ensemble_models").execute_in_process(
         partition_key=week_key,
         instance=instance,
-        run_config={"ops": {"train_autoencoder": {"config": {"epochs": args.epochs}}}},
+        run_config={
+            "ops": {"train_autoencoder": {"config": {"epochs": args.epochs}}},
+            **RUN_LOGGING,
+        },
         raise_on_error=False,
     )
     print(
@@ -103,8 +109,9 @@ def run(args: argparse.Namespace) -> int:
         (score_end - timedelta(hours=1)).strftime("%Y-%m-%d-%H:00"),
     )
     began = _step(f"3/4 ensemble_anomaly_detection for {first} … {last} (one single-run backfill)")
-    scoring = defs.get_job_def("ensemble_anomaly_detection").execute_in_process(
+    scoring = defs.resolve_job_def("ensemble_anomaly_detection").execute_in_process(
         instance=instance,
+        run_config=RUN_LOGGING,
         tags={
             "dagster/asset_partition_range_start": first,
             "dagster/asset_partition_range_end": last,
