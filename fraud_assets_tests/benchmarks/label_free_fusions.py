@@ -36,15 +36,21 @@ from fraud_assets.evaluation.public_benchmarks import (
 Scores = dict[str, np.ndarray]  # iso_train, ae_train, iso_test, ae_test
 
 
-def _z(train: np.ndarray, test: np.ndarray, *, log: bool = False, robust: bool = False):
-    """Test scores in units of the training scores' spread (mean/std, or median/MAD)."""
+def _standardized(s: Scores, *, ae_in_log: bool = True) -> list[np.ndarray]:
+    """Each detector's test scores in its training scores' standard deviations: the
+    check's own ``StandardizedScoreFusion`` (the autoencoder's error in log space)."""
+    from fraud_assets.detectors import StandardizedScoreFusion
+
+    fusion = StandardizedScoreFusion(log_scale=(False, ae_in_log))
+    return fusion.fit([s["iso_train"], s["ae_train"]]).standardized([s["iso_test"], s["ae_test"]])
+
+
+def _robust_z(train: np.ndarray, test: np.ndarray, *, log: bool = False) -> np.ndarray:
+    """Test scores in units of the training scores' median absolute deviation."""
     if log:
         train, test = np.log(np.maximum(train, 1e-12)), np.log(np.maximum(test, 1e-12))
-    if robust:
-        center = np.median(train)
-        spread = 1.4826 * np.median(np.abs(train - center))
-    else:
-        center, spread = train.mean(), train.std()
+    center = np.median(train)
+    spread = 1.4826 * np.median(np.abs(train - center))
     return (test - center) / (spread if spread > 0 else 1.0)
 
 
@@ -68,10 +74,6 @@ def _risk(train: np.ndarray, test: np.ndarray) -> np.ndarray:
     return ScoreCalibrator().fit(train).transform(test)
 
 
-def _robust_z(train: np.ndarray, test: np.ndarray, *, log: bool = False) -> np.ndarray:
-    return _z(train, test, log=log, robust=True)
-
-
 def _rank(values: np.ndarray) -> np.ndarray:
     from scipy.stats import rankdata
 
@@ -83,10 +85,10 @@ def _both(s: Scores, f: Callable[..., np.ndarray], **ae_options) -> tuple[np.nda
 
 
 COMBINATIONS: dict[str, Callable[[Scores], np.ndarray]] = {
-    "z sum (the check's fusion)": lambda s: np.sum(_both(s, _z, log=True), axis=0),
-    "z max": lambda s: np.max(_both(s, _z, log=True), axis=0),
+    "z sum (the check's fusion)": lambda s: np.sum(_standardized(s), axis=0),
+    "z max": lambda s: np.max(_standardized(s), axis=0),
     "robust z sum": lambda s: np.sum(_both(s, _robust_z, log=True), axis=0),
-    "z sum, error not in log": lambda s: np.sum(_both(s, _z), axis=0),
+    "z sum, error not in log": lambda s: np.sum(_standardized(s, ae_in_log=False), axis=0),
     "surprisal sum (Fisher)": lambda s: np.sum(_both(s, _surprisal), axis=0),
     "surprisal max (min p)": lambda s: np.max(_both(s, _surprisal), axis=0),
     "calibrated risk sum": lambda s: np.sum(_both(s, _risk), axis=0),
