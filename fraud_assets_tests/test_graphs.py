@@ -56,7 +56,7 @@ class Env:
         )
 
     def train(self, run_config=TRAIN_CONFIG, partition_key=WEEK_KEY):
-        job = self.defs.get_job_def("train_ensemble_models")
+        job = self.defs.resolve_job_def("train_ensemble_models")
         return job.execute_in_process(
             partition_key=partition_key,
             instance=self.instance,
@@ -65,7 +65,7 @@ class Env:
         )
 
     def score(self, first=FIRST_HOUR, last=LAST_HOUR):
-        job = self.defs.get_job_def("ensemble_anomaly_detection")
+        job = self.defs.resolve_job_def("ensemble_anomaly_detection")
         return job.execute_in_process(
             instance=self.instance,
             tags={
@@ -176,7 +176,7 @@ def test_scoring_a_range_in_one_run_scores_every_valid_transaction_once(env: Env
 def test_scored_rows_carry_their_top_reasons_in_words(env: Env, trained):
     """The reason-code settings reach the step as run config: the riskiest fifth of the run
     explained in full, at most two codes each, any positive evidence kept."""
-    job = env.defs.get_job_def("ensemble_anomaly_detection")
+    job = env.defs.resolve_job_def("ensemble_anomaly_detection")
     config = {"top_n": 2, "min_points": 0.0, "explain_top_fraction": 0.2}
     result = job.execute_in_process(
         instance=env.instance,
@@ -234,7 +234,7 @@ def test_rescoring_an_hour_leaves_results_and_metrics_unchanged(env: Env, traine
 
 def test_failed_quality_gates_stop_registration_and_promotion(env: Env, trained):
     before = env.query("SELECT model_type, version, status FROM model_registry ORDER BY 1, 2")
-    job = env.defs.get_job_def("train_ensemble_models")
+    job = env.defs.resolve_job_def("train_ensemble_models")
     result = job.execute_in_process(
         partition_key=WEEK_KEY,
         instance=env.instance,

@@ -92,7 +92,7 @@ class Env:
         )
 
     def train(self, partition_key: str):
-        return self.defs.get_job_def("training_without_gates").execute_in_process(
+        return self.defs.resolve_job_def("training_without_gates").execute_in_process(
             partition_key=partition_key,
             instance=self.instance,
             run_config=TRAIN_CONFIG,
@@ -100,7 +100,7 @@ class Env:
         )
 
     def score(self, first: str, last: str):
-        return self.defs.get_job_def("scoring_with_snapshots").execute_in_process(
+        return self.defs.resolve_job_def("scoring_with_snapshots").execute_in_process(
             instance=self.instance,
             run_config=SCORE_CONFIG,
             tags={
@@ -111,7 +111,7 @@ class Env:
         )
 
     def matured(self, as_of: date):
-        return self.defs.get_job_def("monitor_matured_labels").execute_in_process(
+        return self.defs.resolve_job_def("monitor_matured_labels").execute_in_process(
             partition_key=as_of.isoformat(),
             instance=self.instance,
             run_config={"ops": {"matured_label_performance": {"config": MATURED_CONFIG}}},

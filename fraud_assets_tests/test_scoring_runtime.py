@@ -34,7 +34,7 @@ SCORING_PROCESS = """
 import json, sys
 import dagster as dg
 from fraud_assets.definitions import defs
-result = defs.get_job_def("ensemble_anomaly_detection").execute_in_process(
+result = defs.resolve_job_def("ensemble_anomaly_detection").execute_in_process(
     instance=dg.DagsterInstance.ephemeral(),
     tags={"dagster/asset_partition_range_start": sys.argv[1],
           "dagster/asset_partition_range_end": sys.argv[2]},
@@ -79,7 +79,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     mp = pytest.MonkeyPatch()
     mp.setenv("FRAUD_MODEL_DIR", str(root / "models"))
-    result = defs.get_job_def("train_ensemble_models").execute_in_process(
+    result = defs.resolve_job_def("train_ensemble_models").execute_in_process(
         partition_key=WEEK_KEY,
         instance=dg.DagsterInstance.ephemeral(),
         run_config={

@@ -87,23 +87,18 @@ def run(args: argparse.Namespace) -> int:
     if args.public_seeds > 0:
         print("\n== Public-data check", flush=True)
         public = _public_check(args.public_seeds, args.public_protocols)
-        if public is None:
-            print("   the public benchmark module is not available in this version")
-        else:
-            failed |= not all(summary.passed for summary in public.values())
-            output["public"] = {
-                protocol: {"rows": s.rows, "failures": s.failures} for protocol, s in public.items()
-            }
+        failed |= not all(summary.passed for summary in public.values())
+        output["public"] = {
+            protocol: {"rows": s.rows, "failures": s.failures} for protocol, s in public.items()
+        }
     if args.json:
         args.json.write_text(json.dumps(output, indent=1, default=float))
     return 1 if failed else 0
 
 
 def _public_check(seeds: int, protocols: list[str]):
-    try:
-        from fraud_assets.evaluation import public_benchmarks
-    except ImportError:
-        return None
+    from fraud_assets.evaluation import public_benchmarks
+
     summaries = {}
     for protocol in protocols:
         results = public_benchmarks.run(protocol, range(seeds), verbose=True)

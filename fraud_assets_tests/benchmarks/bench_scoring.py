@@ -245,7 +245,7 @@ def run_job(args: argparse.Namespace, index: int) -> None:
     start, _ = _hour_window(index)
     key = start.strftime("%Y-%m-%d-%H:%M")
     with Timer() as timer:
-        result = defs.get_job_def("ensemble_anomaly_detection").execute_in_process(
+        result = defs.resolve_job_def("ensemble_anomaly_detection").execute_in_process(
             partition_key=key,
             instance=dg.DagsterInstance.get(),
             run_config=QUIET,

@@ -32,7 +32,7 @@ def main() -> int:
         (args.week_end - timedelta(hours=1)).timestamp()
     )
     gates = {"min_roc_auc": 0.0, "min_recall_at_2pct": 0.0, "min_block_precision": 0.0}
-    result = defs.get_job_def("train_ensemble_models").execute_in_process(
+    result = defs.resolve_job_def("train_ensemble_models").execute_in_process(
         partition_key=week,
         instance=dg.DagsterInstance.get(),
         run_config={
